@@ -1,0 +1,259 @@
+package ringfuse
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"ringfuse/wire"
+)
+
+// Node is the filesystem's own value for one inode. The server stores it
+// with the kernel node and hands it back to every operation on that node.
+type Node any
+
+// FileSystem is the one interface every filesystem implements.
+type FileSystem interface {
+	// Root returns the node of the mount's root directory. It is called
+	// once, at mount.
+	Root() Node
+}
+
+// InodeKey identifies an inode. Two entries with the same key are the same
+// kernel node: a hard link looked up under two names gets one node ID, and
+// lookup counts add up. A filesystem with a single device may leave Dev
+// zero.
+type InodeKey struct {
+	Dev, Ino uint64
+}
+
+// Entry is the answer to LOOKUP, MKNOD, MKDIR, SYMLINK, LINK and CREATE,
+// and one READDIRPLUS element.
+type Entry struct {
+	// Node is the filesystem's value for the inode. If the server already
+	// has a live kernel node for Key, it keeps the node it has and drops
+	// this one.
+	Node Node
+	// Key identifies the inode; zero means InodeKey{Ino: Attr.Ino}.
+	Key InodeKey
+	// Generation distinguishes reuses of one inode number.
+	Generation uint64
+	// Attr holds the inode's attributes.
+	Attr wire.Attr
+	// EntryTimeout and AttrTimeout say how long the kernel may cache the
+	// name and the attributes. The server fills in its defaults before the
+	// call; a filesystem may change them.
+	EntryTimeout, AttrTimeout time.Duration
+}
+
+// AttrOut is the answer to GETATTR and SETATTR.
+type AttrOut struct {
+	Attr wire.Attr
+	// Timeout says how long the kernel may cache Attr; prefilled with the
+	// server default.
+	Timeout time.Duration
+}
+
+// OpenOut is the answer to OPEN, OPENDIR and CREATE.
+type OpenOut struct {
+	// Fh is the filesystem's handle, passed back to READ, WRITE, RELEASE...
+	Fh uint64
+	// Flags are FOPEN_* bits (wire.FOPEN_KEEP_CACHE, ...).
+	Flags uint32
+	// PassthroughFd, when not negative, asks the server to let the kernel
+	// do reads and writes on this descriptor directly (FUSE_PASSTHROUGH).
+	// The server registers it and keeps it until RELEASE; the filesystem
+	// keeps ownership of the descriptor. Prefilled with -1. Ignored unless
+	// the server was started with passthrough enabled.
+	PassthroughFd int
+}
+
+// SetAttrIn is a SETATTR request: Valid holds FATTR_* bits saying which
+// fields to change.
+type SetAttrIn = wire.SetattrIn
+
+// FileLock is a POSIX or BSD lock range, as in struct fuse_file_lock.
+type FileLock = wire.FileLock
+
+// StatFS is the answer to STATFS.
+type StatFS = wire.Kstatfs
+
+// DirWriter collects directory entries for READDIR and READDIRPLUS.
+type DirWriter interface {
+	// Plus reports whether this is READDIRPLUS: then entries should come
+	// with attributes through AddEntry.
+	Plus() bool
+	// Add adds an entry without attributes. typ is the file type in
+	// st_mode bits (syscall.S_IFDIR, ...); off is the cookie that resumes
+	// the listing after this entry. It returns false when the reply is
+	// full; the entry was not added.
+	Add(name string, ino uint64, typ uint32, off uint64) bool
+	// AddEntry adds an entry with attributes (READDIRPLUS). The server
+	// counts a lookup of e's node only if the entry is added; "." and ".."
+	// are never counted. It returns false when the reply is full.
+	AddEntry(name string, e *Entry, off uint64) bool
+}
+
+// Caller identifies the process that made a request.
+type Caller struct {
+	UID, GID, PID uint32
+}
+
+// callerer is implemented by the server's request contexts.
+type callerer interface{ Caller() Caller }
+
+// CallerOf returns the credentials of the process that made the request
+// whose context is ctx, or the zero Caller for a context that did not come
+// from the server. It does not allocate.
+func CallerOf(ctx context.Context) Caller {
+	if c, ok := ctx.(callerer); ok {
+		return c.Caller()
+	}
+	return Caller{}
+}
+
+// Optional operations. Each is its own interface; a filesystem implements
+// those it supports.
+type (
+	// Lookuper answers LOOKUP: find name in directory parent.
+	Lookuper interface {
+		Lookup(ctx context.Context, parent Node, name string, out *Entry) syscall.Errno
+	}
+	// Forgetter is told when the kernel has forgotten every lookup of n.
+	// The server calls it exactly once per kernel node, and never
+	// concurrently with another operation on the same kernel node.
+	Forgetter interface {
+		Forget(n Node)
+	}
+	// GetAttrer answers GETATTR. fh is the file handle if the kernel sent
+	// one (fstat of an open file), otherwise 0 and hasFh false.
+	GetAttrer interface {
+		GetAttr(ctx context.Context, n Node, fh uint64, hasFh bool, out *AttrOut) syscall.Errno
+	}
+	// SetAttrer answers SETATTR (chmod, chown, truncate, utimens).
+	SetAttrer interface {
+		SetAttr(ctx context.Context, n Node, in *SetAttrIn, out *AttrOut) syscall.Errno
+	}
+	// Readlinker answers READLINK.
+	Readlinker interface {
+		Readlink(ctx context.Context, n Node) ([]byte, syscall.Errno)
+	}
+	// Symlinker answers SYMLINK: create name in parent pointing at target.
+	Symlinker interface {
+		Symlink(ctx context.Context, parent Node, name, target string, out *Entry) syscall.Errno
+	}
+	// Mknoder answers MKNOD. umask is the caller's umask, already applied
+	// by the kernel unless the filesystem handles ACLs.
+	Mknoder interface {
+		Mknod(ctx context.Context, parent Node, name string, mode, rdev, umask uint32, out *Entry) syscall.Errno
+	}
+	// Mkdirer answers MKDIR.
+	Mkdirer interface {
+		Mkdir(ctx context.Context, parent Node, name string, mode, umask uint32, out *Entry) syscall.Errno
+	}
+	// Unlinker answers UNLINK.
+	Unlinker interface {
+		Unlink(ctx context.Context, parent Node, name string) syscall.Errno
+	}
+	// Rmdirer answers RMDIR.
+	Rmdirer interface {
+		Rmdir(ctx context.Context, parent Node, name string) syscall.Errno
+	}
+	// Renamer answers RENAME and RENAME2; flags are RENAME_NOREPLACE,
+	// RENAME_EXCHANGE or RENAME_WHITEOUT.
+	Renamer interface {
+		Rename(ctx context.Context, parent Node, name string, newParent Node, newName string, flags uint32) syscall.Errno
+	}
+	// Linker answers LINK: make newName in newParent a hard link to n.
+	Linker interface {
+		Link(ctx context.Context, n Node, newParent Node, newName string, out *Entry) syscall.Errno
+	}
+	// Opener answers OPEN. flags are the open(2) flags.
+	Opener interface {
+		Open(ctx context.Context, n Node, flags uint32, out *OpenOut) syscall.Errno
+	}
+	// Reader answers READ: fill buf (len(buf) is the requested size) from
+	// offset off and return the byte count. buf is the reply buffer itself,
+	// so data read into it is copied to the kernel only once.
+	Reader interface {
+		Read(ctx context.Context, n Node, fh uint64, off int64, buf []byte) (int, syscall.Errno)
+	}
+	// Writer answers WRITE and returns the byte count written.
+	Writer interface {
+		Write(ctx context.Context, n Node, fh uint64, off int64, data []byte, flags uint32) (int, syscall.Errno)
+	}
+	// StatFSer answers STATFS.
+	StatFSer interface {
+		StatFS(ctx context.Context, n Node, out *StatFS) syscall.Errno
+	}
+	// Releaser answers RELEASE, the last close of a handle from Open or
+	// Create.
+	Releaser interface {
+		Release(ctx context.Context, n Node, fh uint64, flags uint32)
+	}
+	// Fsyncer answers FSYNC; datasync is fdatasync(2).
+	Fsyncer interface {
+		Fsync(ctx context.Context, n Node, fh uint64, datasync bool) syscall.Errno
+	}
+	// Flusher answers FLUSH, sent on every close(2) of a descriptor.
+	Flusher interface {
+		Flush(ctx context.Context, n Node, fh uint64, lockOwner uint64) syscall.Errno
+	}
+	// Xattrer answers SETXATTR, GETXATTR, LISTXATTR and REMOVEXATTR.
+	// GetXattr and ListXattr fill buf and return the size; with an empty
+	// buf they return the size needed; with a buf too small, ERANGE.
+	Xattrer interface {
+		SetXattr(ctx context.Context, n Node, name string, value []byte, flags uint32) syscall.Errno
+		GetXattr(ctx context.Context, n Node, name string, buf []byte) (int, syscall.Errno)
+		ListXattr(ctx context.Context, n Node, buf []byte) (int, syscall.Errno)
+		RemoveXattr(ctx context.Context, n Node, name string) syscall.Errno
+	}
+	// DirOpener answers OPENDIR.
+	DirOpener interface {
+		OpenDir(ctx context.Context, n Node, flags uint32, out *OpenOut) syscall.Errno
+	}
+	// DirReader answers READDIR and READDIRPLUS, resuming after cookie off
+	// (0 is the start).
+	DirReader interface {
+		ReadDir(ctx context.Context, n Node, fh uint64, off uint64, w DirWriter) syscall.Errno
+	}
+	// DirReleaser answers RELEASEDIR.
+	DirReleaser interface {
+		ReleaseDir(ctx context.Context, n Node, fh uint64)
+	}
+	// DirFsyncer answers FSYNCDIR.
+	DirFsyncer interface {
+		FsyncDir(ctx context.Context, n Node, fh uint64, datasync bool) syscall.Errno
+	}
+	// Accesser answers ACCESS (access(2) without default_permissions).
+	Accesser interface {
+		Access(ctx context.Context, n Node, mask uint32) syscall.Errno
+	}
+	// Creater answers CREATE: create and open name in parent.
+	Creater interface {
+		Create(ctx context.Context, parent Node, name string, flags, mode, umask uint32, out *Entry, open *OpenOut) syscall.Errno
+	}
+	// Allocater answers FALLOCATE.
+	Allocater interface {
+		Fallocate(ctx context.Context, n Node, fh uint64, off, length int64, mode uint32) syscall.Errno
+	}
+	// Seeker answers LSEEK for SEEK_DATA and SEEK_HOLE.
+	Seeker interface {
+		Lseek(ctx context.Context, n Node, fh uint64, off int64, whence uint32) (int64, syscall.Errno)
+	}
+	// CopyFileRanger answers COPY_FILE_RANGE.
+	CopyFileRanger interface {
+		CopyFileRange(ctx context.Context, in Node, fhIn uint64, offIn int64, out Node, fhOut uint64, offOut int64, length uint64, flags uint64) (uint64, syscall.Errno)
+	}
+	// Locker answers GETLK, SETLK and SETLKW (POSIX locks) and flock(2)
+	// when flock is true. A filesystem without it gets local locking in
+	// the kernel, which is right for a filesystem only this host serves.
+	Locker interface {
+		GetLk(ctx context.Context, n Node, fh uint64, owner uint64, lk *FileLock, out *FileLock) syscall.Errno
+		SetLk(ctx context.Context, n Node, fh uint64, owner uint64, lk *FileLock, flock, wait bool) syscall.Errno
+	}
+	// Destroyer is called at DESTROY, when the kernel ends the session.
+	Destroyer interface {
+		Destroy()
+	}
+)

@@ -1,0 +1,142 @@
+// Package devfuse is the classic FUSE channel: requests are read(2) from
+// /dev/fuse and replies written back with writev(2).
+//
+// Several reader goroutines block in read(2) on the raw descriptor (never
+// through Go's netpoller, which cannot poll /dev/fuse), and each serves the
+// request it read inline, so a request costs two syscalls and no goroutine
+// hand-off. The channel runs until the kernel reports the connection gone
+// (ENODEV at unmount, ECONNABORTED after an abort).
+package devfuse
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"ringfuse/server"
+	"ringfuse/wire"
+)
+
+// Device is the kernel side of the channel: the /dev/fuse descriptor, or
+// the kernel model in tests. Implementations return syscall.Errno errors,
+// as the kernel does.
+type Device interface {
+	// Read reads one request into p.
+	Read(p []byte) (int, error)
+	// Writev writes one reply made of the concatenation of bufs.
+	Writev(bufs [][]byte) (int, error)
+}
+
+// Options configure Serve. The zero value is a sane default.
+type Options struct {
+	// Readers is the number of goroutines blocked in read(2). Zero means
+	// four, or GOMAXPROCS if larger, so that a request that blocks (fsync)
+	// does not stall the others.
+	Readers int
+}
+
+// Errors Serve returns.
+var (
+	// ErrAborted: the connection was aborted through fusectl.
+	ErrAborted = errors.New("devfuse: connection aborted")
+)
+
+// Serve reads and answers requests on dev for s until the connection ends.
+// It returns nil after a normal unmount.
+func Serve(s *server.Server, dev Device, opts *Options) error {
+	n := 0
+	if opts != nil {
+		n = opts.Readers
+	}
+	if n <= 0 {
+		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		r := newReader(s, dev)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.loop()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// reader is one goroutine's buffers and worker.
+type reader struct {
+	s   *server.Server
+	dev Device
+	w   *server.Worker
+	in  []byte
+	out []byte
+	iov [1][]byte
+}
+
+func newReader(s *server.Server, dev Device) *reader {
+	return &reader{
+		s:   s,
+		dev: dev,
+		w:   s.NewWorker("devfuse"),
+		in:  make([]byte, s.ReadBufferSize()),
+		out: make([]byte, wire.SizeofOutHeader+s.ReplyBufferSize()),
+	}
+}
+
+func (r *reader) loop() error {
+	for {
+		n, err := r.dev.Read(r.in)
+		if err != nil {
+			switch {
+			case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.EAGAIN):
+				continue
+			case errors.Is(err, syscall.ENOENT):
+				// The request was interrupted while being read.
+				continue
+			case errors.Is(err, syscall.ENODEV):
+				return nil // unmounted
+			case errors.Is(err, syscall.ECONNABORTED):
+				return ErrAborted
+			}
+			return fmt.Errorf("devfuse: read: %w", err)
+		}
+		if err := r.serve(r.in[:n]); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *reader) serve(msg []byte) error {
+	rep := r.w.HandleDev(msg, r.out[wire.SizeofOutHeader:])
+	if rep.None {
+		return nil
+	}
+	size := wire.SizeofOutHeader
+	if rep.Error == 0 {
+		size += rep.Len
+	}
+	*wire.View[wire.OutHeader](r.out) = wire.OutHeader{Len: uint32(size), Error: rep.Error, Unique: rep.Unique}
+	r.iov[0] = r.out[:size]
+	_, err := r.dev.Writev(r.iov[:])
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.ENOENT):
+		// The kernel no longer waits for this request (interrupted or
+		// aborted): whatever the reply handed out must be taken back.
+		r.w.ReplyFailed()
+	case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
+		r.w.ReplyFailed()
+		return nil
+	default:
+		r.w.ReplyFailed()
+		r.s.Logf("devfuse: reply to %v (unique %d): %v", rep.Opcode, rep.Unique, err)
+	}
+	if rep.Init {
+		r.s.InitReplied()
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package passthrough
+
+import (
+	"context"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse"
+)
+
+// withParent runs f with an O_PATH descriptor for directory parent, after
+// validating name.
+func (fs *FS) withParent(parent ringfuse.Node, name string, dotErr syscall.Errno, f func(pfd int) syscall.Errno) syscall.Errno {
+	if e := checkName(name, dotErr); e != 0 {
+		return e
+	}
+	pn, e := nodeOf(parent)
+	if e != 0 {
+		return e
+	}
+	p, e := fs.acquire(pn)
+	if e != 0 {
+		return e
+	}
+	defer fs.release(p)
+	return f(p.fd)
+}
+
+// Mkdir makes directory name in parent, owned by the caller.
+func (fs *FS) Mkdir(ctx context.Context, parent ringfuse.Node, name string, mode, umask uint32, out *ringfuse.Entry) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+		if err := unix.Mkdirat(pfd, name, mode&0o7777); err != nil {
+			return errnoOf(err)
+		}
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFDIR, mode, out)
+	})
+}
+
+// Mknod makes a FIFO, socket, device or regular file, owned by the caller.
+// rdev is in the kernel's new_encode_dev format.
+func (fs *FS) Mknod(ctx context.Context, parent ringfuse.Node, name string, mode, rdev, umask uint32, out *ringfuse.Entry) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+		typ := mode & unix.S_IFMT
+		if typ == 0 {
+			typ = unix.S_IFREG
+		}
+		if err := unix.Mknodat(pfd, name, typ|mode&0o7777, int(decodeDev(rdev))); err != nil {
+			return errnoOf(err)
+		}
+		return fs.newNodeAt(ctx, pfd, name, typ, mode, out)
+	})
+}
+
+// Symlink makes name in parent a symlink to target, owned by the caller.
+// The target is stored, never resolved.
+func (fs *FS) Symlink(ctx context.Context, parent ringfuse.Node, name, target string, out *ringfuse.Entry) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+		if err := unix.Symlinkat(target, pfd, name); err != nil {
+			return errnoOf(err)
+		}
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFLNK, 0o777, out)
+	})
+}
+
+// Link makes newName in newParent a hard link to n.
+func (fs *FS) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node, newName string, out *ringfuse.Entry) syscall.Errno {
+	src, e := nodeOf(n)
+	if e != 0 {
+		return e
+	}
+	return fs.withParent(newParent, newName, syscall.EEXIST, func(pfd int) syscall.Errno {
+		s, e := fs.acquire(src)
+		if e != 0 {
+			return e
+		}
+		defer fs.release(s)
+		// linkat with AT_EMPTY_PATH links the object s refers to (it needs
+		// CAP_DAC_READ_SEARCH) and never follows a symlink.
+		if err := unix.Linkat(s.fd, "", pfd, newName, unix.AT_EMPTY_PATH); err != nil {
+			return errnoOf(err)
+		}
+		var st unix.Stat_t
+		if e := fstatFd(s.fd, &st); e != 0 {
+			return e
+		}
+		fs.share(src)
+		fillEntry(out, src, &st)
+		return 0
+	})
+}
+
+// Unlink removes name from parent.
+func (fs *FS) Unlink(ctx context.Context, parent ringfuse.Node, name string) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
+		return errnoOf(unix.Unlinkat(pfd, name, 0))
+	})
+}
+
+// Rmdir removes the empty directory name from parent.
+func (fs *FS) Rmdir(ctx context.Context, parent ringfuse.Node, name string) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
+		return errnoOf(unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR))
+	})
+}
+
+// Rename renames name in parent to newName in newParent with renameat2,
+// so flags RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT behave as
+// on the backing filesystem.
+func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, newParent ringfuse.Node, newName string, flags uint32) syscall.Errno {
+	if e := checkName(newName, syscall.EINVAL); e != 0 {
+		return e
+	}
+	np, e := nodeOf(newParent)
+	if e != 0 {
+		return e
+	}
+	return fs.withParent(parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
+		q, e := fs.acquire(np)
+		if e != 0 {
+			return e
+		}
+		defer fs.release(q)
+		return errnoOf(unix.Renameat2(pfd, name, q.fd, newName, uint(flags)))
+	})
+}
+
+// Create creates and opens name in parent. A file it creates belongs to
+// the caller; an existing file (without O_EXCL) is opened unchanged.
+func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, flags, mode, umask uint32, out *ringfuse.Entry, open *ringfuse.OpenOut) syscall.Errno {
+	return fs.withParent(parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
+		oflags := openFlags(flags) &^ unix.O_CREAT
+		var fd int
+		var err error
+		created := false
+		for range 8 {
+			fd, err = openUpgraded(pfd, name, oflags|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+			if err == nil {
+				created = true
+				break
+			}
+			if err != unix.EEXIST || flags&unix.O_EXCL != 0 {
+				break
+			}
+			// It exists: open it without creating, which can race with
+			// its removal, hence the loop.
+			fd, err = openUpgraded(pfd, name, oflags, 0)
+			if err != unix.ENOENT {
+				break
+			}
+		}
+		if err != nil {
+			return errnoOf(err)
+		}
+		var st unix.Stat_t
+		if e := fstatFd(fd, &st); e != 0 {
+			closeFd(fd)
+			return e
+		}
+		if created {
+			if e := fs.own(ctx, pfd, fd, &st, mode); e != 0 {
+				closeFd(fd)
+				return e
+			}
+		}
+		n, _, e := fs.nodeAt(fd, "", &st)
+		if e != 0 {
+			closeFd(fd)
+			return e
+		}
+		if e := fs.addOpen(fd, oflags, nil, open); e != 0 {
+			closeFd(fd)
+			return e
+		}
+		fillEntry(out, n, &st)
+		return 0
+	})
+}
+
+// openFlags turns a client's open flags into the flags the daemon opens
+// with: never creating, never a controlling terminal, never following a
+// symlink, always close-on-exec. Everything else (O_APPEND, O_DIRECT,
+// O_SYNC, O_TRUNC, O_NONBLOCK...) is kept.
+func openFlags(flags uint32) int {
+	f := int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY)
+	return f | unix.O_NOFOLLOW | unix.O_CLOEXEC
+}
+
+// openUpgraded is openat, but opens a write-only file read-write when it
+// can: with a writeback cache the kernel reads pages through any handle.
+func openUpgraded(dirfd int, name string, flags int, mode uint32) (int, error) {
+	if flags&unix.O_ACCMODE == unix.O_WRONLY {
+		fd, err := unix.Openat(dirfd, name, flags&^unix.O_ACCMODE|unix.O_RDWR, mode)
+		if err == nil || err == unix.EEXIST || err == unix.ENOENT {
+			return fd, err
+		}
+	}
+	return unix.Openat(dirfd, name, flags, mode)
+}

@@ -1,0 +1,451 @@
+package passthrough
+
+import (
+	"context"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse"
+	"ringfuse/wire"
+)
+
+// addOpen registers fd as a new file handle and fills open.
+func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
+	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0}
+	fh, ok := fs.handles.add(f)
+	if !ok {
+		return syscall.ENFILE
+	}
+	fs.openFiles.Add(1)
+	open.Fh = fh
+	if dir == nil && fs.opts.Passthrough {
+		open.PassthroughFd = fd
+	}
+	return 0
+}
+
+// openNode opens n itself with flags (from openFlags). A symlink node
+// fails with ELOOP.
+func (fs *FS) openNode(n *node, flags int) (int, syscall.Errno) {
+	h, mfd := fs.handleOf(n)
+	if h != "" {
+		if flags&unix.O_ACCMODE == unix.O_WRONLY {
+			if fd, e := openByHandleAt(mfd, h, flags&^unix.O_ACCMODE|unix.O_RDWR); e == 0 {
+				return fd, 0
+			}
+		}
+		return openByHandleAt(mfd, h, flags)
+	}
+	// A pinned node: reopen through /proc, which follows the magic link
+	// to the object, so refuse symlinks first.
+	p, e := fs.acquire(n)
+	if e != 0 {
+		return -1, e
+	}
+	defer fs.release(p)
+	var st unix.Stat_t
+	if e := fstatFd(p.fd, &st); e != 0 {
+		return -1, e
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return -1, syscall.ELOOP
+	}
+	fd, err := unix.Open(procPath(p.fd), flags&^unix.O_NOFOLLOW, 0)
+	return fd, errnoOf(err)
+}
+
+// Open opens n with the client's flags.
+func (fs *FS) Open(ctx context.Context, rn ringfuse.Node, flags uint32, out *ringfuse.OpenOut) syscall.Errno {
+	n, e := nodeOf(rn)
+	if e != 0 {
+		return e
+	}
+	of := openFlags(flags)
+	fd, e := fs.openNode(n, of)
+	if e != 0 {
+		return e
+	}
+	if e := fs.addOpen(fd, of, nil, out); e != 0 {
+		closeFd(fd)
+		return e
+	}
+	return 0
+}
+
+// withFile runs f on the descriptor of open file fh.
+func (fs *FS) withFile(fh uint64, f func(of *openFile) syscall.Errno) syscall.Errno {
+	of := fs.handles.get(fh)
+	if of == nil {
+		return syscall.EBADF
+	}
+	defer of.put()
+	return f(of)
+}
+
+// directAlign is the alignment used to bounce O_DIRECT I/O whose buffer
+// the server did not align.
+const directAlign = 4096
+
+// alignedBuf returns an n-byte slice aligned to directAlign.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
+	return b[off : off+n]
+}
+
+// Read reads into buf at off, all of it unless the file ends first.
+func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, buf []byte) (int, syscall.Errno) {
+	of := fs.handles.get(fh)
+	if of == nil {
+		return 0, syscall.EBADF
+	}
+	defer of.put()
+	got := 0
+	for got < len(buf) {
+		r, err := unix.Pread(of.fd, buf[got:], off+int64(got))
+		if err == unix.EINVAL && of.direct {
+			// The reply buffer is not aligned for O_DIRECT: bounce.
+			b := alignedBuf(len(buf) - got)
+			r, err = unix.Pread(of.fd, b, off+int64(got))
+			if r > 0 {
+				copy(buf[got:], b[:r])
+			}
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if got > 0 {
+				break
+			}
+			return 0, errnoOf(err)
+		}
+		if r == 0 {
+			break
+		}
+		got += r
+	}
+	return got, 0
+}
+
+// Write writes data at off (or at the end for an O_APPEND handle).
+func (fs *FS) Write(ctx context.Context, n ringfuse.Node, fh uint64, off int64, data []byte, flags uint32) (int, syscall.Errno) {
+	of := fs.handles.get(fh)
+	if of == nil {
+		return 0, syscall.EBADF
+	}
+	defer of.put()
+	if flags&wire.FUSE_WRITE_KILL_SUIDGID != 0 {
+		killSuidgid(of.fd)
+	}
+	put := 0
+	for put < len(data) {
+		w, err := unix.Pwrite(of.fd, data[put:], off+int64(put))
+		if err == unix.EINVAL && of.direct {
+			b := alignedBuf(len(data) - put)
+			copy(b, data[put:])
+			w, err = unix.Pwrite(of.fd, b, off+int64(put))
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if put > 0 {
+				break
+			}
+			return 0, errnoOf(err)
+		}
+		if w == 0 {
+			break
+		}
+		put += w
+	}
+	return put, 0
+}
+
+// killSuidgid clears the set-user-ID bit, and the set-group-ID bit of a
+// group-executable file, as a write by an unprivileged process does.
+func killSuidgid(fd int) syscall.Errno {
+	var st unix.Stat_t
+	if e := fstatFd(fd, &st); e != 0 {
+		return e
+	}
+	mode := st.Mode & 0o7777
+	kill := mode & unix.S_ISUID
+	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		kill |= unix.S_ISGID
+	}
+	if kill == 0 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0
+	}
+	return chmodFd(fd, mode&^kill)
+}
+
+// Release closes file handle fh.
+func (fs *FS) Release(ctx context.Context, n ringfuse.Node, fh uint64, flags uint32) {
+	if of := fs.handles.remove(fh); of != nil {
+		fs.openFiles.Add(-1)
+		of.put()
+	}
+}
+
+// Flush does nothing: the descriptor is closed at Release, and locks are
+// local to the kernel.
+func (fs *FS) Flush(ctx context.Context, n ringfuse.Node, fh uint64, lockOwner uint64) syscall.Errno {
+	return 0
+}
+
+// Fsync flushes the open file fh to storage.
+func (fs *FS) Fsync(ctx context.Context, n ringfuse.Node, fh uint64, datasync bool) syscall.Errno {
+	return fs.withFile(fh, func(of *openFile) syscall.Errno {
+		if datasync {
+			return errnoOf(unix.Fdatasync(of.fd))
+		}
+		return errnoOf(unix.Fsync(of.fd))
+	})
+}
+
+// Fallocate is fallocate(2) on the open file fh.
+func (fs *FS) Fallocate(ctx context.Context, n ringfuse.Node, fh uint64, off, length int64, mode uint32) syscall.Errno {
+	return fs.withFile(fh, func(of *openFile) syscall.Errno {
+		return errnoOf(unix.Fallocate(of.fd, mode, off, length))
+	})
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE with lseek on the open file.
+func (fs *FS) Lseek(ctx context.Context, n ringfuse.Node, fh uint64, off int64, whence uint32) (int64, syscall.Errno) {
+	var pos int64
+	e := fs.withFile(fh, func(of *openFile) syscall.Errno {
+		var err error
+		pos, err = unix.Seek(of.fd, off, int(whence))
+		return errnoOf(err)
+	})
+	return pos, e
+}
+
+// CopyFileRange copies between two open files with copy_file_range(2).
+func (fs *FS) CopyFileRange(ctx context.Context, in ringfuse.Node, fhIn uint64, offIn int64, out ringfuse.Node, fhOut uint64, offOut int64, length uint64, flags uint64) (uint64, syscall.Errno) {
+	src := fs.handles.get(fhIn)
+	if src == nil {
+		return 0, syscall.EBADF
+	}
+	defer src.put()
+	dst := fs.handles.get(fhOut)
+	if dst == nil {
+		return 0, syscall.EBADF
+	}
+	defer dst.put()
+	if length > 1<<30 {
+		length = 1 << 30 // the reply is a count; copy in bounded steps
+	}
+	c, err := unix.CopyFileRange(src.fd, &offIn, dst.fd, &offOut, int(length), int(flags))
+	if err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint64(c), 0
+}
+
+// withNode runs f with an O_PATH descriptor for n.
+func (fs *FS) withNode(rn ringfuse.Node, f func(fd int) syscall.Errno) syscall.Errno {
+	n, e := nodeOf(rn)
+	if e != 0 {
+		return e
+	}
+	p, e := fs.acquire(n)
+	if e != 0 {
+		return e
+	}
+	defer fs.release(p)
+	return f(p.fd)
+}
+
+// GetAttr returns n's attributes, from the open file when the kernel sent
+// a handle.
+func (fs *FS) GetAttr(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool, out *ringfuse.AttrOut) syscall.Errno {
+	var st unix.Stat_t
+	stat := func(fd int) syscall.Errno { return fstatFd(fd, &st) }
+	var e syscall.Errno
+	if hasFh {
+		e = fs.withFile(fh, func(of *openFile) syscall.Errno { return stat(of.fd) })
+		if e == syscall.EBADF {
+			e = fs.withNode(n, stat)
+		}
+	} else {
+		e = fs.withNode(n, stat)
+	}
+	if e == 0 {
+		fillAttr(&out.Attr, &st)
+	}
+	return e
+}
+
+// SetAttr changes mode, owner, size and times, in that order, and returns
+// the new attributes. With FATTR_FH it works on the open file, which may
+// be unlinked.
+func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAttrIn, out *ringfuse.AttrOut) syscall.Errno {
+	do := func(fd int, open bool) syscall.Errno {
+		v := in.Valid
+		if v&wire.FATTR_MODE != 0 {
+			if e := chmodFd(fd, in.Mode&0o7777); e != 0 {
+				return e
+			}
+		}
+		if v&(wire.FATTR_UID|wire.FATTR_GID) != 0 {
+			uid, gid := -1, -1
+			if v&wire.FATTR_UID != 0 {
+				uid = int(in.UID)
+			}
+			if v&wire.FATTR_GID != 0 {
+				gid = int(in.GID)
+			}
+			if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return errnoOf(err)
+			}
+		}
+		if v&wire.FATTR_SIZE != 0 {
+			var err error = unix.EBADF
+			if open {
+				err = unix.Ftruncate(fd, int64(in.Size))
+			}
+			if err == unix.EBADF || err == unix.EINVAL && open {
+				// No open file, or one not open for writing: truncate
+				// the object itself through /proc (there is no
+				// truncate for O_PATH descriptors).
+				err = unix.Truncate(procPath(fd), int64(in.Size))
+			}
+			if err != nil {
+				return errnoOf(err)
+			}
+		}
+		if v&wire.FATTR_KILL_SUIDGID != 0 && v&wire.FATTR_MODE == 0 {
+			if e := killSuidgid(fd); e != 0 {
+				return e
+			}
+		}
+		if v&(wire.FATTR_ATIME|wire.FATTR_MTIME|wire.FATTR_ATIME_NOW|wire.FATTR_MTIME_NOW) != 0 {
+			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+			switch {
+			case v&wire.FATTR_ATIME_NOW != 0:
+				ts[0].Nsec = unix.UTIME_NOW
+			case v&wire.FATTR_ATIME != 0:
+				ts[0] = unix.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
+			}
+			switch {
+			case v&wire.FATTR_MTIME_NOW != 0:
+				ts[1].Nsec = unix.UTIME_NOW
+			case v&wire.FATTR_MTIME != 0:
+				ts[1] = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
+			}
+			if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return errnoOf(err)
+			}
+		}
+		var st unix.Stat_t
+		if e := fstatFd(fd, &st); e != 0 {
+			return e
+		}
+		fillAttr(&out.Attr, &st)
+		return 0
+	}
+	if in.Valid&wire.FATTR_FH != 0 {
+		e := fs.withFile(in.Fh, func(of *openFile) syscall.Errno { return do(of.fd, of.dir == nil) })
+		if e != syscall.EBADF {
+			return e
+		}
+	}
+	return fs.withNode(rn, func(fd int) syscall.Errno { return do(fd, false) })
+}
+
+// Readlink returns the target of symlink n.
+func (fs *FS) Readlink(ctx context.Context, n ringfuse.Node) ([]byte, syscall.Errno) {
+	var target []byte
+	e := fs.withNode(n, func(fd int) syscall.Errno {
+		for size := 256; ; size *= 2 {
+			buf := make([]byte, size)
+			r, err := unix.Readlinkat(fd, "", buf)
+			if err == unix.ENOENT {
+				// readlinkat with an empty path says ENOENT for a
+				// descriptor that is not a symlink; readlink says EINVAL.
+				return syscall.EINVAL
+			}
+			if err != nil {
+				return errnoOf(err)
+			}
+			if r < size || size >= 1<<16 {
+				target = buf[:r]
+				return 0
+			}
+		}
+	})
+	return target, e
+}
+
+// StatFS reports the backing filesystem's statistics.
+func (fs *FS) StatFS(ctx context.Context, n ringfuse.Node, out *ringfuse.StatFS) syscall.Errno {
+	return fs.withNode(n, func(fd int) syscall.Errno {
+		var s unix.Statfs_t
+		if err := unix.Fstatfs(fd, &s); err != nil {
+			return errnoOf(err)
+		}
+		*out = ringfuse.StatFS{
+			Blocks:  s.Blocks,
+			Bfree:   s.Bfree,
+			Bavail:  s.Bavail,
+			Files:   s.Files,
+			Ffree:   s.Ffree,
+			Bsize:   uint32(s.Bsize),
+			Namelen: uint32(s.Namelen),
+			Frsize:  uint32(s.Frsize),
+		}
+		return 0
+	})
+}
+
+// Access checks mask with faccessat2(AT_EACCESS) as the daemon. The
+// kernel sends ACCESS only without default_permissions, when the daemon's
+// own credentials decide every operation anyway.
+func (fs *FS) Access(ctx context.Context, n ringfuse.Node, mask uint32) syscall.Errno {
+	return fs.withNode(n, func(fd int) syscall.Errno {
+		return errnoOf(unix.Faccessat2(fd, "", mask, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
+	})
+}
+
+// SetXattr sets an extended attribute of n. Linux has no xattr call for
+// O_PATH descriptors, so it goes through /proc/self/fd, which reaches the
+// object itself (a symlink too, without following it).
+func (fs *FS) SetXattr(ctx context.Context, n ringfuse.Node, name string, value []byte, flags uint32) syscall.Errno {
+	return fs.withNode(n, func(fd int) syscall.Errno {
+		return errnoOf(unix.Setxattr(procPath(fd), name, value, int(flags)))
+	})
+}
+
+// GetXattr reads an extended attribute of n; see SetXattr.
+func (fs *FS) GetXattr(ctx context.Context, n ringfuse.Node, name string, buf []byte) (int, syscall.Errno) {
+	var size int
+	e := fs.withNode(n, func(fd int) syscall.Errno {
+		var err error
+		size, err = unix.Getxattr(procPath(fd), name, buf)
+		return errnoOf(err)
+	})
+	return size, e
+}
+
+// ListXattr lists the extended attributes of n; see SetXattr.
+func (fs *FS) ListXattr(ctx context.Context, n ringfuse.Node, buf []byte) (int, syscall.Errno) {
+	var size int
+	e := fs.withNode(n, func(fd int) syscall.Errno {
+		var err error
+		size, err = unix.Listxattr(procPath(fd), buf)
+		return errnoOf(err)
+	})
+	return size, e
+}
+
+// RemoveXattr removes an extended attribute of n; see SetXattr.
+func (fs *FS) RemoveXattr(ctx context.Context, n ringfuse.Node, name string) syscall.Errno {
+	return fs.withNode(n, func(fd int) syscall.Errno {
+		return errnoOf(unix.Removexattr(procPath(fd), name))
+	})
+}

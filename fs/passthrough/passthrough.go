@@ -1,0 +1,500 @@
+package passthrough
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse"
+)
+
+// Options configures a passthrough filesystem. The zero value is the
+// default configuration.
+type Options struct {
+	// FdCacheSize bounds the O_PATH descriptors kept open for recently
+	// used nodes, so that busy directories are not reopened by handle on
+	// every request. The cache is split into 16 shards by inode, each an
+	// LRU list of FdCacheSize/16 entries. Zero means 1024; a negative
+	// value disables the cache, and every operation then opens and closes
+	// its own descriptor.
+	FdCacheSize int
+	// Passthrough offers each opened file's descriptor to the server for
+	// kernel passthrough (OpenOut.PassthroughFd), so the kernel reads and
+	// writes the backing file itself. False leaves PassthroughFd at -1 and
+	// the filesystem serves READ and WRITE.
+	Passthrough bool
+}
+
+// DefaultFdCacheSize is the fd cache size used when Options.FdCacheSize is
+// zero.
+const DefaultFdCacheSize = 1024
+
+// Stats is a snapshot of the filesystem's resource use.
+type Stats struct {
+	// Nodes counts the nodes handed to the server and not yet forgotten,
+	// the root excluded.
+	Nodes int64
+	// OpenFiles counts the file and directory handles not yet released.
+	OpenFiles int64
+	// CachedFds counts the O_PATH descriptors in the fd cache.
+	CachedFds int
+}
+
+// FS is a passthrough filesystem serving a directory tree. Its methods are
+// safe for concurrent use, as the server calls them.
+type FS struct {
+	opts Options
+	euid int
+	// handleFlags are added to every name_to_handle_at:
+	// atHandleMntIDUnique where the kernel has it.
+	handleFlags int
+	rootFd      int
+	root        *node
+	shards      [nShards]shard
+
+	mountMu sync.Mutex
+	mounts  atomic.Pointer[[]mountEnt]
+
+	handles   handleTable
+	nodes     atomic.Int64
+	openFiles atomic.Int64
+
+	// The server's default timeouts, as seen prefilled in a Lookup, for
+	// the READDIRPLUS entries this filesystem builds itself.
+	entryTimeout, attrTimeout atomic.Int64
+
+	closeOnce sync.Once
+}
+
+// mountEnt maps a backing mount ID to a descriptor on that mount, for
+// open_by_handle_at.
+type mountEnt struct {
+	id uint64
+	fd int32
+}
+
+// Compile-time checks that FS implements every operation but locking.
+var (
+	_ ringfuse.FileSystem     = (*FS)(nil)
+	_ ringfuse.Lookuper       = (*FS)(nil)
+	_ ringfuse.Forgetter      = (*FS)(nil)
+	_ ringfuse.GetAttrer      = (*FS)(nil)
+	_ ringfuse.SetAttrer      = (*FS)(nil)
+	_ ringfuse.Readlinker     = (*FS)(nil)
+	_ ringfuse.Symlinker      = (*FS)(nil)
+	_ ringfuse.Mknoder        = (*FS)(nil)
+	_ ringfuse.Mkdirer        = (*FS)(nil)
+	_ ringfuse.Unlinker       = (*FS)(nil)
+	_ ringfuse.Rmdirer        = (*FS)(nil)
+	_ ringfuse.Renamer        = (*FS)(nil)
+	_ ringfuse.Linker         = (*FS)(nil)
+	_ ringfuse.Opener         = (*FS)(nil)
+	_ ringfuse.Reader         = (*FS)(nil)
+	_ ringfuse.Writer         = (*FS)(nil)
+	_ ringfuse.StatFSer       = (*FS)(nil)
+	_ ringfuse.Releaser       = (*FS)(nil)
+	_ ringfuse.Fsyncer        = (*FS)(nil)
+	_ ringfuse.Flusher        = (*FS)(nil)
+	_ ringfuse.Xattrer        = (*FS)(nil)
+	_ ringfuse.DirOpener      = (*FS)(nil)
+	_ ringfuse.DirReader      = (*FS)(nil)
+	_ ringfuse.DirReleaser    = (*FS)(nil)
+	_ ringfuse.DirFsyncer     = (*FS)(nil)
+	_ ringfuse.Accesser       = (*FS)(nil)
+	_ ringfuse.Creater        = (*FS)(nil)
+	_ ringfuse.Allocater      = (*FS)(nil)
+	_ ringfuse.Seeker         = (*FS)(nil)
+	_ ringfuse.CopyFileRanger = (*FS)(nil)
+)
+
+// New returns a filesystem serving the directory tree at source. opts may
+// be nil. Serving needs CAP_DAC_READ_SEARCH (for open_by_handle_at), and
+// giving new nodes to their callers needs CAP_CHOWN. Call Close after
+// unmounting to release the descriptors.
+func New(source string, opts *Options) (*FS, error) {
+	fs := &FS{euid: os.Geteuid()}
+	if opts != nil {
+		fs.opts = *opts
+	}
+	size := fs.opts.FdCacheSize
+	switch {
+	case size == 0:
+		size = DefaultFdCacheSize
+	case size < 0:
+		size = 0
+	}
+	for i := range fs.shards {
+		c := size / nShards
+		if i < size%nShards {
+			c++
+		}
+		fs.shards[i].init(c)
+	}
+
+	// The root descriptor doubles as the mount descriptor, which
+	// open_by_handle_at wants not O_PATH.
+	fd, err := unix.Open(source, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("passthrough: open %s: %w", source, err)
+	}
+	var st unix.Stat_t
+	if e := fstatFd(fd, &st); e != 0 {
+		closeFd(fd)
+		return nil, fmt.Errorf("passthrough: stat %s: %w", source, e)
+	}
+	fs.rootFd = fd
+	fs.root = &node{
+		key:  ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino},
+		mfd:  int32(fd),
+		pfd:  int32(fd),
+		slot: -1,
+		live: true,
+	}
+	mounts := []mountEnt{}
+	var hb handleBuf
+	fs.handleFlags = atHandleMntIDUnique
+	hl, mid, e := nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
+	if e == syscall.EINVAL {
+		// Before Linux 6.12: legacy mount IDs, which a mount made after
+		// an unmount may reuse.
+		fs.handleFlags = 0
+		hl, mid, e = nameToHandleAt(fd, "", unix.AT_EMPTY_PATH, &hb)
+	}
+	switch {
+	case e == 0:
+		fs.root.handle = string(hb[:hl])
+		mounts = append(mounts, mountEnt{id: mid, fd: int32(fd)})
+		// Probe that this process may open by handle at all.
+		pfd, e := openByHandleAt(fd, fs.root.handle, unix.O_PATH|unix.O_CLOEXEC)
+		if e != 0 {
+			closeFd(fd)
+			return nil, fmt.Errorf("passthrough: open_by_handle_at %s (needs CAP_DAC_READ_SEARCH): %w", source, e)
+		}
+		closeFd(pfd)
+	case errors.Is(e, syscall.EOPNOTSUPP):
+		// Nodes on this filesystem will be pinned.
+	default:
+		closeFd(fd)
+		return nil, fmt.Errorf("passthrough: name_to_handle_at %s: %w", source, e)
+	}
+	fs.mounts.Store(&mounts)
+	sh := fs.shardOf(fs.root.key)
+	sh.nodes[fs.root.key] = fs.root
+	return fs, nil
+}
+
+// Root returns the node of source.
+func (fs *FS) Root() ringfuse.Node { return fs.root }
+
+// Stats returns a snapshot of the filesystem's resource use.
+func (fs *FS) Stats() Stats {
+	s := Stats{Nodes: fs.nodes.Load(), OpenFiles: fs.openFiles.Load()}
+	for i := range fs.shards {
+		sh := &fs.shards[i]
+		sh.mu.Lock()
+		s.CachedFds += sh.cached()
+		sh.mu.Unlock()
+	}
+	return s
+}
+
+// Close releases every descriptor the filesystem holds: open files, cached
+// and pinned node descriptors and mount descriptors. Call it only once the
+// filesystem is no longer served. Later calls do nothing.
+func (fs *FS) Close() error {
+	fs.closeOnce.Do(func() {
+		for _, f := range fs.handles.drain() {
+			fs.openFiles.Add(-1)
+			f.put()
+		}
+		for i := range fs.shards {
+			sh := &fs.shards[i]
+			sh.mu.Lock()
+			for _, n := range sh.nodes {
+				if n != fs.root {
+					closeFd(sh.detach(n))
+					if n.pfd >= 0 {
+						closeFd(int(n.pfd))
+						n.pfd = -1
+					}
+				}
+			}
+			for j := range sh.slots {
+				if s := &sh.slots[j]; s.n == nil && s.users > 0 {
+					closeFd(int(s.fd)) // orphaned and never released
+					s.users = 0
+				}
+			}
+			sh.mu.Unlock()
+		}
+		for _, m := range *fs.mounts.Load() {
+			if int(m.fd) != fs.rootFd {
+				closeFd(int(m.fd))
+			}
+		}
+		closeFd(fs.rootFd)
+	})
+	return nil
+}
+
+// nodeOf converts the server's node value back.
+func nodeOf(n ringfuse.Node) (*node, syscall.Errno) {
+	p, ok := n.(*node)
+	if !ok || p == nil {
+		return nil, syscall.EINVAL
+	}
+	return p, 0
+}
+
+// checkName validates a single path component from the kernel. Names are
+// resolved only relative to a directory descriptor, so a name must not be
+// able to walk anywhere: "", ".", "..", and names with '/' or NUL are
+// refused. dotErr is the error for "." and "..".
+func checkName(name string, dotErr syscall.Errno) syscall.Errno {
+	switch {
+	case name == "" || strings.ContainsAny(name, "/\x00"):
+		return syscall.EINVAL
+	case name == "." || name == "..":
+		return dotErr
+	case len(name) > unix.NAME_MAX:
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}
+
+// mountFd returns the descriptor registered for a backing mount ID, or -1.
+func (fs *FS) mountFd(id uint64) int32 {
+	for _, m := range *fs.mounts.Load() {
+		if m.id == id {
+			return m.fd
+		}
+	}
+	return -1
+}
+
+// addMount registers a descriptor for mount id, which the directory at
+// name in dirfd (or dirfd itself for name "") is on. open_by_handle_at
+// refuses O_PATH mount descriptors, so the directory is opened O_RDONLY.
+func (fs *FS) addMount(id uint64, dirfd int, name string) (int32, syscall.Errno) {
+	fs.mountMu.Lock()
+	defer fs.mountMu.Unlock()
+	if fd := fs.mountFd(id); fd >= 0 {
+		return fd, 0
+	}
+	if name == "" {
+		name = "." // the directory dirfd itself
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, errnoOf(err)
+	}
+	old := *fs.mounts.Load()
+	nm := make([]mountEnt, len(old), len(old)+1)
+	copy(nm, old)
+	nm = append(nm, mountEnt{id: id, fd: int32(fd)})
+	fs.mounts.Store(&nm)
+	return int32(fd), 0
+}
+
+// nodeAt finds or makes the node for the object at name in dirfd (or for
+// dirfd itself when name is ""), whose attributes are st.
+func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, syscall.Errno) {
+	flags := fs.handleFlags
+	if name == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	key := ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
+	var hb handleBuf
+	hl, mid, e := nameToHandleAt(dirfd, name, flags, &hb)
+	mfd := int32(-1)
+	if e == 0 {
+		mfd = fs.mountFd(mid)
+		if mfd < 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if mfd, e = fs.addMount(mid, dirfd, name); e != 0 {
+				return nil, false, e
+			}
+		}
+		if mfd < 0 {
+			// A non-directory mounted on its own (a file bind mount):
+			// there is no directory to open the mount with, so pin it.
+			e = syscall.EOPNOTSUPP
+		}
+	}
+	switch {
+	case e == 0:
+		n, created := fs.intern(key, hb[:hl], mfd, -1)
+		return n, created, 0
+	case e == syscall.EOPNOTSUPP:
+		// No file handles on this filesystem: the node keeps an O_PATH
+		// descriptor for its whole life.
+		var fd int
+		var err error
+		if name == "" {
+			fd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+		} else {
+			fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			return nil, false, errnoOf(err)
+		}
+		if e := fstatFd(fd, st); e != 0 {
+			closeFd(fd)
+			return nil, false, e
+		}
+		key = ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
+		n, created := fs.intern(key, nil, -1, fd)
+		return n, created, 0
+	default:
+		return nil, false, e
+	}
+}
+
+// fillEntry answers for node n with attributes st.
+func fillEntry(out *ringfuse.Entry, n *node, st *unix.Stat_t) {
+	out.Node = n
+	out.Key = n.key
+	out.Generation = 0
+	fillAttr(&out.Attr, st)
+}
+
+// lookupAt fills out with the entry for name in dirfd.
+func (fs *FS) lookupAt(dirfd int, name string, out *ringfuse.Entry) (*node, bool, syscall.Errno) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, false, errnoOf(err)
+	}
+	n, created, e := fs.nodeAt(dirfd, name, &st)
+	if e != 0 {
+		return nil, false, e
+	}
+	fillEntry(out, n, &st)
+	return n, created, 0
+}
+
+// Lookup finds name in parent. It never follows a symlink: a symlink is
+// looked up as itself. "." and ".." are refused with ENOENT, so the root's
+// parent is unreachable.
+func (fs *FS) Lookup(ctx context.Context, parent ringfuse.Node, name string, out *ringfuse.Entry) syscall.Errno {
+	fs.noteTimeouts(out)
+	if e := checkName(name, syscall.ENOENT); e != 0 {
+		return e
+	}
+	pn, e := nodeOf(parent)
+	if e != 0 {
+		return e
+	}
+	p, e := fs.acquire(pn)
+	if e != 0 {
+		return e
+	}
+	defer fs.release(p)
+	_, _, e = fs.lookupAt(p.fd, name, out)
+	return e
+}
+
+// noteTimeouts records the server's default timeouts, prefilled in out.
+func (fs *FS) noteTimeouts(out *ringfuse.Entry) {
+	if out.EntryTimeout != 0 || out.AttrTimeout != 0 {
+		if time.Duration(fs.entryTimeout.Load()) != out.EntryTimeout {
+			fs.entryTimeout.Store(int64(out.EntryTimeout))
+		}
+		if time.Duration(fs.attrTimeout.Load()) != out.AttrTimeout {
+			fs.attrTimeout.Store(int64(out.AttrTimeout))
+		}
+	}
+}
+
+// callerOf returns the credentials new nodes are given. Tests replace it.
+var callerOf = ringfuse.CallerOf
+
+// own gives a node the daemon just created to the caller, as a local
+// filesystem would have created it: owner uid and group gid, or the
+// directory's group in a set-group-ID directory, and mode bits want
+// (which chown may have cleared, and which the daemon's umask may have
+// masked). fd refers to the new object (O_PATH or open), parentFd to its
+// directory; st is updated to the final attributes.
+func (fs *FS) own(ctx context.Context, parentFd, fd int, st *unix.Stat_t, want uint32) syscall.Errno {
+	if fs.euid != 0 || st.Uid != uint32(fs.euid) {
+		// Not running as root, or not the object this daemon made (it
+		// was replaced under the name): leave it alone.
+		return 0
+	}
+	c := callerOf(ctx)
+	var pst unix.Stat_t
+	if e := fstatFd(parentFd, &pst); e != 0 {
+		return e
+	}
+	typ := st.Mode & unix.S_IFMT
+	uid, gid := c.UID, c.GID
+	want &= 0o7777
+	if pst.Mode&unix.S_ISGID != 0 {
+		gid = pst.Gid
+		if typ == unix.S_IFDIR {
+			want |= unix.S_ISGID
+		} else if want&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP && c.UID != 0 && c.GID != pst.Gid {
+			// mode_strip_sgid: a caller outside the directory's group
+			// (supplementary groups are not known here) loses S_ISGID.
+			want &^= unix.S_ISGID
+		}
+	}
+	changed := false
+	if st.Uid != uid || st.Gid != gid {
+		if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+		changed = true
+	}
+	if typ != unix.S_IFLNK && (st.Mode&0o7777 != want || changed && want&(unix.S_ISUID|unix.S_ISGID) != 0) {
+		// chown cleared set-ID bits of a non-directory; put back what
+		// was asked for.
+		if e := chmodFd(fd, want); e != 0 {
+			return e
+		}
+		changed = true
+	}
+	if changed {
+		return fstatFd(fd, st)
+	}
+	return 0
+}
+
+// newNodeAt finishes making name in parentFd (a directory, FIFO, device
+// or symlink the daemon just created): it opens the object without
+// following it, checks its type, gives it to the caller and fills out.
+func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mode uint32, out *ringfuse.Entry) syscall.Errno {
+	flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if typ == unix.S_IFDIR {
+		flags |= unix.O_DIRECTORY
+	}
+	fd, err := unix.Openat(parentFd, name, flags, 0)
+	if err != nil {
+		return errnoOf(err)
+	}
+	var st unix.Stat_t
+	if e := fstatFd(fd, &st); e != 0 {
+		closeFd(fd)
+		return e
+	}
+	if st.Mode&unix.S_IFMT == typ {
+		if e := fs.own(ctx, parentFd, fd, &st, mode); e != 0 {
+			closeFd(fd)
+			return e
+		}
+	}
+	n, _, e := fs.nodeAt(fd, "", &st)
+	if e != 0 {
+		closeFd(fd)
+		return e
+	}
+	fillEntry(out, n, &st)
+	fs.offer(n, fd)
+	return 0
+}

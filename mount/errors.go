@@ -1,0 +1,44 @@
+package mount
+
+import "errors"
+
+// Errors returned by this package. They are wrapped with the step that failed
+// and, where there is one, the kernel's errno, so match them with
+// [errors.Is]: errors.Is(err, mount.ErrBusy) and errors.Is(err, unix.EBUSY)
+// both hold for a busy unmount.
+var (
+	// ErrNotRoot means the kernel refused with EPERM or EACCES. ringfuse
+	// mounts with mount(2), not through a setuid fusermount helper, so
+	// mounting, unmounting and mounting fusectl need root or CAP_SYS_ADMIN.
+	ErrNotRoot = errors.New("ringfuse mounts with mount(2) and needs root or CAP_SYS_ADMIN")
+
+	// ErrNoDevFuse means /dev/fuse is missing or the kernel has no fuse file
+	// system type (ENOENT, ENODEV or ENXIO). Loading the module with
+	// "modprobe fuse" usually fixes it; in a container, pass /dev/fuse in.
+	ErrNoDevFuse = errors.New("/dev/fuse or the fuse file system is unavailable (try: modprobe fuse)")
+
+	// ErrNotDir means the mount point is not a directory.
+	ErrNotDir = errors.New("mount point is not a directory")
+
+	// ErrBadOption means a mount option is malformed, or an [Options] field
+	// holds a value the kernel cannot accept.
+	ErrBadOption = errors.New("bad mount option")
+
+	// ErrBusy means a normal unmount failed with EBUSY: a process still has
+	// a file open, or its working directory, inside the mount. Use
+	// [UnmountLazy] or [ForceUnmount] to detach it anyway.
+	ErrBusy = errors.New("mount is busy")
+
+	// ErrNotMounted means there is no mount at the given path (EINVAL from
+	// umount2) or no FUSE mount where one was expected.
+	ErrNotMounted = errors.New("not mounted")
+
+	// ErrNoConn means the fusectl directory of a connection does not
+	// exist: the connection is gone, or the id was never valid.
+	ErrNoConn = errors.New("no such FUSE connection")
+
+	// ErrNotSupported means the running kernel lacks a feature; the wrapping
+	// error names it (for example enable_uring, which needs
+	// CONFIG_FUSE_IO_URING).
+	ErrNotSupported = errors.New("not supported by this kernel")
+)

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ringfuse"
+)
+
+// reqCtx is the context.Context of the request a worker is serving. It is
+// reused from request to request, so a request costs no allocation; the
+// done channel is only made if a filesystem asks for it.
+type reqCtx struct {
+	unique   atomic.Uint64 // request being served, 0 when idle
+	caller   ringfuse.Caller
+	dirty    atomic.Bool // done made or canceled: reset before reuse
+	mu       sync.Mutex
+	done     chan struct{}
+	canceled bool
+}
+
+var _ context.Context = (*reqCtx)(nil)
+
+func (c *reqCtx) begin(unique uint64, caller ringfuse.Caller) {
+	c.caller = caller
+	if c.dirty.Load() {
+		c.mu.Lock()
+		c.done = nil
+		c.canceled = false
+		c.mu.Unlock()
+		c.dirty.Store(false)
+	}
+	c.unique.Store(unique)
+}
+
+func (c *reqCtx) end() { c.unique.Store(0) }
+
+// interrupt cancels the context if it is serving unique.
+func (c *reqCtx) interrupt(unique uint64) bool {
+	if unique == 0 || c.unique.Load() != unique {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unique.Load() != unique || c.canceled {
+		return false
+	}
+	c.canceled = true
+	c.dirty.Store(true)
+	if c.done != nil {
+		close(c.done)
+	}
+	return true
+}
+
+// Caller implements the interface ringfuse.CallerOf looks for.
+func (c *reqCtx) Caller() ringfuse.Caller { return c.caller }
+
+// Deadline implements context.Context: requests have none.
+func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements context.Context; INTERRUPT closes the channel.
+func (c *reqCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.canceled {
+			close(c.done)
+		}
+		c.dirty.Store(true)
+	}
+	return c.done
+}
+
+// Err implements context.Context.
+func (c *reqCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.canceled {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Value implements context.Context; request contexts carry no values.
+func (c *reqCtx) Value(any) any { return nil }

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"syscall"
+
+	"ringfuse/wire"
+)
+
+// wantFlags are the INIT flags ringfuse asks for when the kernel offers
+// them; operation-dependent ones are added in doInit.
+const wantFlags = wire.FUSE_ASYNC_READ | wire.FUSE_BIG_WRITES | wire.FUSE_MAX_PAGES |
+	wire.FUSE_PARALLEL_DIROPS | wire.FUSE_ASYNC_DIO | wire.FUSE_ATOMIC_O_TRUNC |
+	wire.FUSE_AUTO_INVAL_DATA | wire.FUSE_INIT_EXT
+
+func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
+	s := w.s
+	in := wire.ArgAs[wire.InitIn](&w.req)
+	if s.conn.Load() != nil {
+		return 0, syscall.EIO // a second INIT
+	}
+	io := wire.View[wire.InitOut](out)
+	*io = wire.InitOut{Major: wire.FUSE_KERNEL_VERSION, Minor: wire.FUSE_KERNEL_MINOR_VERSION}
+	if in.Major > wire.FUSE_KERNEL_VERSION {
+		// A newer major: answer ours, and the kernel sends INIT again.
+		return wire.FUSE_COMPAT_22_INIT_OUT_SIZE, 0
+	}
+	if in.Major < wire.FUSE_KERNEL_VERSION || in.Minor < wire.MinKernelMinor {
+		s.log.Printf("kernel speaks FUSE %d.%d; ringfuse needs %d.%d or later", in.Major, in.Minor, wire.FUSE_KERNEL_VERSION, wire.MinKernelMinor)
+		return 0, syscall.EPROTO
+	}
+	kflags := uint64(in.Flags)
+	if in.Flags&wire.FUSE_INIT_EXT != 0 {
+		kflags |= uint64(in.Flags2) << 32
+	}
+	want := uint64(wantFlags)
+	if s.ops.readdir != nil {
+		want |= wire.FUSE_DO_READDIRPLUS | wire.FUSE_READDIRPLUS_AUTO
+	}
+	if s.ops.lock != nil {
+		want |= wire.FUSE_POSIX_LOCKS | wire.FUSE_FLOCK_LOCKS
+	}
+	if s.opts.Passthrough {
+		want |= wire.FUSE_PASSTHROUGH
+	}
+	flags := kflags & want
+	info := InitInfo{
+		Minor:        min(in.Minor, wire.FUSE_KERNEL_MINOR_VERSION),
+		KernelMinor:  in.Minor,
+		KernelFlags:  kflags,
+		MaxWrite:     s.maxWrite,
+		MaxPages:     uint16(s.maxWrite / 4096),
+		MaxReadahead: in.MaxReadahead,
+	}
+	if t := s.opts.Transport; t != nil {
+		info.Flags = flags
+		extra, err := t.Prepare(s, &info)
+		if err != nil {
+			s.log.Printf("io_uring not used, serving over /dev/fuse: %v", err)
+		} else {
+			flags |= extra & kflags
+		}
+	}
+	info.Flags = flags
+	io.Minor = info.Minor
+	io.MaxReadahead = in.MaxReadahead
+	io.Flags = uint32(flags)
+	io.Flags2 = uint32(flags >> 32)
+	bg := s.opts.MaxBackground
+	if bg == 0 {
+		bg = 64
+	}
+	io.MaxBackground = bg
+	io.CongestionThreshold = bg * 3 / 4
+	io.MaxWrite = s.maxWrite
+	io.TimeGran = 1
+	io.MaxPages = info.MaxPages
+	if flags&wire.FUSE_PASSTHROUGH != 0 {
+		io.MaxStackDepth = 1
+	}
+	s.conn.Store(&connState{wire: wire.Conn{Minor: info.Minor}, info: info})
+	if info.Minor < 23 {
+		return wire.FUSE_COMPAT_22_INIT_OUT_SIZE, 0
+	}
+	return wire.SizeofInitOut, 0
+}
+
+// InitReplied is called by the channel once the INIT reply is written: it
+// starts the extra transport, if any, and releases Initialized waiters.
+func (s *Server) InitReplied() {
+	s.initOnce.Do(func() {
+		if c := s.conn.Load(); c != nil && c.info.Flags&wire.FUSE_OVER_IO_URING != 0 && s.opts.Transport != nil {
+			s.opts.Transport.Start()
+		}
+		close(s.initDone)
+	})
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"runtime/debug"
+	"syscall"
+
+	"ringfuse"
+	"ringfuse/wire"
+)
+
+// Worker serves requests for one thread of one channel. It holds the
+// scratch state of the request in progress, so serving allocates nothing,
+// and its own statistics counters.
+type Worker struct {
+	s       *Server
+	channel string
+	req     wire.Request
+	ctx     reqCtx
+	stats   counters
+
+	entry ringfuse.Entry
+	attr  ringfuse.AttrOut
+	open  ringfuse.OpenOut
+	dw    dirWriter
+
+	// counted lists the node IDs whose lookups the last reply counted, so
+	// that they can be undone if the kernel refuses the reply.
+	counted []uint64
+	// opened is the handle the last OPEN or CREATE reply carried.
+	opened     uint64
+	openedNode ringfuse.Node
+	openedDir  bool
+}
+
+// Reply describes the answer to one request. The payload is in the out
+// buffer given to Handle; the channel writes the fuse_out_header.
+type Reply struct {
+	Unique uint64
+	Opcode wire.Opcode
+	// Error is 0 or a negative errno; with an error, Len is 0.
+	Error int32
+	// Len is the number of payload bytes written to the out buffer.
+	Len int
+	// None is set for requests that take no reply on /dev/fuse: FORGET,
+	// BATCH_FORGET, INTERRUPT and NOTIFY_REPLY. On a ring they must still
+	// be committed.
+	None bool
+	// Init is set for INIT: call Server.InitReplied once it is written.
+	Init bool
+}
+
+// Channel returns the name of the channel the worker serves.
+func (w *Worker) Channel() string { return w.channel }
+
+// Request returns the request decoded by the last Handle call.
+func (w *Worker) Request() *wire.Request { return &w.req }
+
+func (w *Worker) conn() *wire.Conn {
+	if c := w.s.conn.Load(); c != nil {
+		return &c.wire
+	}
+	return nil
+}
+
+// HandleDev decodes and serves one message read from /dev/fuse; the reply
+// payload goes to out.
+func (w *Worker) HandleDev(msg, out []byte) Reply {
+	if err := wire.ParseDev(msg, w.conn(), &w.req); err != nil {
+		return w.decodeFailed(err)
+	}
+	return w.dispatch(out)
+}
+
+// HandleRing decodes and serves one request delivered to a ring entry: the
+// entry header's in_out and op_in areas, and the used part of its payload
+// buffer. The reply payload goes to out, which may be the payload buffer
+// itself: every input in it is consumed before the reply is written.
+func (w *Worker) HandleRing(inOut, opIn, payload, out []byte) Reply {
+	if err := wire.ParseRing(inOut, opIn, payload, w.conn(), &w.req); err != nil {
+		return w.decodeFailed(err)
+	}
+	return w.dispatch(out)
+}
+
+// Decoded serves the request already in w.Request(), for channels that
+// decode themselves (the ring channel decodes forgets before dispatch).
+func (w *Worker) Decoded(out []byte) Reply { return w.dispatch(out) }
+
+func (w *Worker) decodeFailed(err error) Reply {
+	h := &w.req.Header
+	w.stats.decodeErrors.Add(1)
+	w.s.log.Printf("%s: undecodable request: %v", w.channel, err)
+	r := Reply{Unique: h.Unique, Opcode: h.Opcode, Error: -int32(syscall.EIO)}
+	if h.Unique == 0 || h.Opcode.NoReply() {
+		r.None = true
+	}
+	if !h.Opcode.Known() {
+		w.stats.unknown.Add(1)
+		r.Error = -int32(syscall.ENOSYS)
+	}
+	return r
+}
+
+func (w *Worker) dispatch(out []byte) (r Reply) {
+	h := &w.req.Header
+	op := h.Opcode
+	r = Reply{Unique: h.Unique, Opcode: op, None: op.NoReply()}
+	w.counted = w.counted[:0]
+	w.openedNode = nil
+	if op >= wire.OpcodeMax || handlers[op] == nil {
+		w.stats.unknown.Add(1)
+		if w.s.opts.Debug {
+			w.s.log.Printf("%s: unique %d: unsupported opcode %v", w.channel, h.Unique, op)
+		}
+		r.Error = -int32(syscall.ENOSYS)
+		return r
+	}
+	w.stats.ops[op].Add(1)
+	if op == wire.FUSE_INIT {
+		r.Init = true
+	} else if w.s.conn.Load() == nil {
+		r.Error = -int32(syscall.EIO) // the kernel sends nothing before INIT
+		return r
+	}
+	w.ctx.begin(h.Unique, ringfuse.Caller{UID: h.UID, GID: h.GID, PID: h.PID})
+	defer func() {
+		w.ctx.end()
+		if p := recover(); p != nil {
+			w.s.log.Printf("%s: panic serving %v (unique %d): %v\n%s", w.channel, op, h.Unique, p, debug.Stack())
+			w.undoCounted()
+			r.Error, r.Len = -int32(syscall.EIO), 0
+		}
+	}()
+	var n int
+	var errno syscall.Errno
+	if h.NodeID == pollHackID {
+		n, errno = w.doPollHack(out)
+	} else {
+		n, errno = handlers[op](w, out)
+	}
+	if errno != 0 {
+		w.stats.errors.Add(1)
+		if errno > wire.MaxErrno {
+			errno = syscall.EIO
+		}
+		r.Error = -int32(errno)
+		n = 0
+	}
+	r.Len = n
+	if w.s.opts.Debug {
+		w.s.log.Printf("%s: unique %d %v node %d: error %d, %d bytes", w.channel, h.Unique, op, h.NodeID, r.Error, r.Len)
+	}
+	return r
+}
+
+// ReplyFailed tells the worker that the kernel refused its last reply
+// (ENOENT: the request was interrupted or the connection went away), so
+// the lookups and open handles it carried never reached the kernel.
+func (w *Worker) ReplyFailed() {
+	w.stats.replyFailed.Add(1)
+	w.undoCounted()
+	if w.openedNode != nil {
+		if w.openedDir {
+			if w.s.ops.releasdir != nil {
+				w.s.ops.releasdir.ReleaseDir(&w.ctx, w.openedNode, w.opened)
+			}
+		} else {
+			w.s.releaseBacking(w.opened)
+			if w.s.ops.release != nil {
+				w.s.ops.release.Release(&w.ctx, w.openedNode, w.opened, 0)
+			}
+		}
+		w.openedNode = nil
+	}
+}
+
+func (w *Worker) undoCounted() {
+	for _, id := range w.counted {
+		w.s.forgetNode(id, 1)
+	}
+	w.counted = w.counted[:0]
+}
+
+// ApplyForgets drops the lookups listed in batch, as a BATCH_FORGET would.
+// Channels that collect forgets (the ring channel commits a forget's entry
+// first and applies forgets later, in batches) call it.
+func (w *Worker) ApplyForgets(batch []wire.ForgetOne) {
+	for i := range batch {
+		w.s.forgetNode(batch[i].NodeID, batch[i].Nlookup)
+	}
+	w.stats.forgets.Add(uint64(len(batch)))
+	w.s.maybeCompact()
+}
+
+// CountForgetMessage records one forget message of n forgets in the
+// statistics, for channels that apply forgets through ApplyForgets.
+func (w *Worker) CountForgetMessage(op wire.Opcode, n int) {
+	w.stats.ops[op].Add(1)
+	w.stats.forgetMsgs.Add(1)
+	w.stats.batch(n)
+}

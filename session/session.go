@@ -1,0 +1,184 @@
+// Package session mounts a ringfuse filesystem and serves it: it ties the
+// mount, the server core and the channels together, and owns their
+// shutdown. It is what the ringfuse command and the tests use.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse"
+	"ringfuse/channel/devfuse"
+	"ringfuse/mount"
+	"ringfuse/server"
+)
+
+// Options configure a Session. The zero value mounts over /dev/fuse with
+// default server settings.
+type Options struct {
+	Mount  mount.Options
+	Server server.Options
+	// Readers is the number of /dev/fuse reader goroutines (0: default).
+	Readers int
+	// InitTimeout bounds the wait for the kernel's INIT (0: 10 s).
+	InitTimeout time.Duration
+}
+
+// Session is one mounted filesystem and the goroutines serving it.
+type Session struct {
+	dir    string
+	conn   *mount.Conn
+	srv    *server.Server
+	done   chan struct{}
+	err    error
+	connID uint32
+
+	unmountOnce sync.Once
+	unmountErr  error
+}
+
+// Mount mounts fsys on dir, starts serving it and waits until the kernel's
+// INIT has been answered, so the mount is usable when Mount returns. The
+// caller must call Unmount.
+func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	srv := server.New(fsys, &o.Server)
+	conn, err := mount.Mount(dir, &o.Mount)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{dir: conn.Mountpoint(), conn: conn, srv: srv, done: make(chan struct{})}
+	s.connID, _ = conn.ConnID()
+	fd := devfuse.FD(conn.Fd())
+	srv.SetBacking(fd.BackingOpen, fd.BackingClose)
+	go func() {
+		s.err = devfuse.Serve(srv, fd, &devfuse.Options{Readers: o.Readers})
+		close(s.done)
+	}()
+	timeout := o.InitTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	select {
+	case <-srv.Initialized():
+		if err := disablePoll(s.dir); err != nil {
+			s.forceClose()
+			return nil, err
+		}
+		return s, nil
+	case <-s.done:
+		s.forceClose()
+		return nil, fmt.Errorf("session: serving ended before INIT: %w", s.err)
+	case <-time.After(timeout):
+		s.forceClose()
+		return nil, fmt.Errorf("session: no INIT from the kernel within %v", timeout)
+	}
+}
+
+// Server returns the server core, for statistics.
+func (s *Session) Server() *server.Server { return s.srv }
+
+// Dir returns the mount point.
+func (s *Session) Dir() string { return s.dir }
+
+// ConnID returns the fusectl connection number (0 if unknown).
+func (s *Session) ConnID() uint32 { return s.connID }
+
+// Done is closed when serving has ended: after an unmount, an abort, or a
+// fatal channel error.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why serving ended, once Done is closed; nil after a normal
+// unmount.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Wait blocks until serving ends or ctx is done.
+func (s *Session) Wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Unmount unmounts and waits for the channels to stop. If the mount is
+// busy or the server does not stop within a few seconds, it aborts the
+// connection and detaches the mount, so that no hung mount is left behind;
+// the returned error then says what happened.
+func (s *Session) Unmount() error {
+	s.unmountOnce.Do(func() { s.unmountErr = s.unmount() })
+	return s.unmountErr
+}
+
+func (s *Session) unmount() error {
+	var errs []error
+	if err := mount.Unmount(s.dir); err != nil && !errors.Is(err, mount.ErrNotMounted) {
+		errs = append(errs, err)
+		if ferr := mount.ForceUnmount(s.dir, s.connID); ferr != nil && !errors.Is(ferr, mount.ErrNotMounted) {
+			errs = append(errs, ferr)
+		}
+	}
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		errs = append(errs, errors.New("session: server did not stop 5 s after unmount; aborting"))
+		s.forceClose()
+		<-s.done
+	}
+	s.conn.Close()
+	return errors.Join(errs...)
+}
+
+// forceClose aborts the connection and detaches the mount; the readers
+// then see ECONNABORTED or ENODEV.
+func (s *Session) forceClose() {
+	_ = mount.ForceUnmount(s.dir, s.connID)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+	}
+	s.conn.Close()
+}
+
+// disablePoll makes the kernel stop sending POLL for this connection (see
+// server.PollHackName): it opens the hack file and registers it with an
+// epoll instance through a real syscall, which the server answers with
+// ENOSYS.
+func disablePoll(dir string) error {
+	fd, err := unix.Open(filepath.Join(dir, server.PollHackName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("session: open poll hack: %w", err)
+	}
+	defer unix.Close(fd)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("session: epoll_create1: %w", err)
+	}
+	defer unix.Close(ep)
+	// The registration itself triggers POLL; its result does not matter.
+	// It must be a blocking syscall: unix.EpollCtl is a raw one, which
+	// would keep this thread's P while the server needs it.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(ep), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	runtime.KeepAlive(&ev)
+	return nil
+}
