@@ -1,0 +1,116 @@
+package passthrough_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ringfuse/fs/passthrough"
+	"ringfuse/internal/testmount"
+	"ringfuse/mount"
+	"ringfuse/posixtest"
+	"ringfuse/session"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountPassthrough serves a fresh backing directory through ringfuse.
+func mountPassthrough(t *testing.T, transport string, mo mount.Options) (src string, s *session.Session, fsys *passthrough.FS) {
+	t.Helper()
+	src = t.TempDir()
+	testmount.Traversable(t, src)
+	fsys, err := passthrough.New(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = testmount.Mount(t, fsys, testmount.Options{Transport: transport, Mount: mo, Cleanup: func() { fsys.Close() }})
+	return src, s, fsys
+}
+
+// TestPOSIX runs the POSIX suite on a passthrough mount over every
+// transport; posixtest's own test runs it on the native directory.
+func TestPOSIX(t *testing.T) {
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			_, s, _ := mountPassthrough(t, tr, mount.Options{AllowOther: true, DefaultPermissions: true})
+			posixtest.Run(t, func(t *testing.T) posixtest.Env {
+				return posixtest.Env{Dir: s.Dir(), DefaultPermissions: true}
+			})
+		})
+	}
+}
+
+// TestForget instantiates 200,000 inodes through the mount, evicts them
+// with drop_caches, and checks that the server's live nodes and the
+// process's descriptors return to their baseline.
+func TestForget(t *testing.T) {
+	const n = 200_000
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			src, s, fsys := mountPassthrough(t, tr, mount.Options{})
+			for d := range 100 {
+				dir := filepath.Join(src, fmt.Sprint(d))
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for i := range n / 100 {
+					if err := unix.Mknod(filepath.Join(dir, fmt.Sprint(i)), unix.S_IFREG|0o644, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			dropCaches(t)
+			waitNodes(t, s, 0)
+			baseNodes, baseFDs := s.Server().NodesAlive(), testmount.CountFDs(t)
+			var st unix.Stat_t
+			for d := range 100 {
+				for i := range n / 100 {
+					if err := unix.Lstat(filepath.Join(s.Dir(), fmt.Sprint(d), fmt.Sprint(i)), &st); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			live := s.Server().NodesAlive()
+			if live < n {
+				t.Fatalf("%d nodes alive after %d lookups", live, n)
+			}
+			t.Logf("%s: %d nodes alive, fs holds %+v, %d fds", tr, live, fsys.Stats(), testmount.CountFDs(t))
+			start := time.Now()
+			dropCaches(t)
+			waitNodes(t, s, baseNodes)
+			t.Logf("%s: forgot %d nodes in %v; %+v", tr, live-baseNodes, time.Since(start), fsys.Stats())
+			if got := fsys.Stats().Nodes; got != 0 {
+				t.Errorf("filesystem still holds %d nodes", got)
+			}
+			if fds := testmount.CountFDs(t); fds > baseFDs {
+				t.Errorf("%d descriptors open, %d before the lookups", fds, baseFDs)
+			}
+			var b strings.Builder
+			stats := s.Server().Stats()
+			stats.WriteTo(&b)
+			t.Log(b.String())
+		})
+	}
+}
+
+func dropCaches(t *testing.T) {
+	t.Helper()
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitNodes(t *testing.T, s *session.Session, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Server().NodesAlive() > want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nodes alive 60 s after drop_caches, want %d", s.Server().NodesAlive(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

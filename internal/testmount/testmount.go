@@ -1,0 +1,107 @@
+// Package testmount mounts filesystems for tests, over each transport, and
+// checks that nothing is left behind: no mount, no goroutine, no
+// descriptor.
+package testmount
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"ringfuse"
+	"ringfuse/mount"
+	"ringfuse/server"
+	"ringfuse/session"
+)
+
+// Transports are the channels every transport test runs over.
+var Transports = []string{"devfuse"}
+
+// Options configure Mount.
+type Options struct {
+	// Transport is "devfuse" or "uring".
+	Transport string
+	Server    server.Options
+	Mount     mount.Options
+	// Session lets a test adjust the session options last.
+	Session func(*session.Options)
+	// Cleanup runs after the unmount, before the leak checks (to close
+	// the filesystem's own descriptors).
+	Cleanup func()
+}
+
+// Mount mounts fsys under a fresh temporary directory and returns the
+// session. Cleanup unmounts it and fails the test if the mount, a
+// goroutine of the session or a descriptor outlives it.
+func Mount(t testing.TB, fsys ringfuse.FileSystem, opts Options) *session.Session {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: ringfuse mounts with mount(2)")
+	}
+	dir := t.TempDir()
+	Traversable(t, dir)
+	goroutines := runtime.NumGoroutine()
+	fds := CountFDs(t)
+	so := &session.Options{Server: opts.Server, Mount: opts.Mount}
+	if opts.Transport == "uring" {
+		setUring(t, so)
+	}
+	if opts.Session != nil {
+		opts.Session(so)
+	}
+	s, err := session.Mount(dir, fsys, so)
+	if err != nil {
+		t.Fatalf("mount %s over %s: %v", dir, opts.Transport, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		if ok, _ := mount.IsMounted(dir); ok {
+			t.Errorf("%s is still mounted", dir)
+			_ = mount.ForceUnmount(dir, 0)
+		}
+		if opts.Cleanup != nil {
+			opts.Cleanup()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("%d goroutines after unmount, %d before:\n%s", n, goroutines, buf)
+		}
+		if n := CountFDs(t); n > fds {
+			t.Errorf("%d descriptors open after unmount, %d before", n, fds)
+		}
+	})
+	return s
+}
+
+// Traversable makes dir and its parent directories up to the system's
+// temporary directory searchable by everyone, so that tests can act as
+// other users inside it.
+func Traversable(t testing.TB, dir string) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir())
+	for d := filepath.Clean(dir); strings.HasPrefix(d, tmp+"/"); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// CountFDs returns the number of descriptors this process has open.
+func CountFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents) - 1 // the directory being read
+}
