@@ -108,7 +108,11 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 	w.counted = w.counted[:0]
 	w.openedNode = nil
 	if op >= wire.OpcodeMax || handlers[op] == nil {
-		w.stats.unknown.Add(1)
+		if op.Known() {
+			w.stats.ops[op].Add(1) // unsupported on purpose (POLL, IOCTL...)
+		} else {
+			w.stats.unknown.Add(1)
+		}
 		if w.s.opts.Debug {
 			w.s.log.Printf("%s: unique %d: unsupported opcode %v", w.channel, h.Unique, op)
 		}

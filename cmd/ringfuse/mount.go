@@ -1,0 +1,236 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"ringfuse/fs/passthrough"
+	"ringfuse/mount"
+	"ringfuse/session"
+)
+
+const mountUsage = `Usage: ringfuse mount [-o OPTIONS] [--stats] [--debug] SOURCE MOUNTPOINT
+
+Serves the directory SOURCE at MOUNTPOINT in the foreground. SIGINT or
+SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
+Needs root: ringfuse mounts with mount(2).
+
+Options (-o, comma separated, libfuse style):
+  allow_other            let other users use the mount
+  default_permissions    let the kernel check file modes
+  ro                     read-only mount
+  fsname=NAME            source shown in /proc/mounts (default: SOURCE)
+  subtype=NAME           type shown as fuse.NAME (default: ringfuse)
+  max_read=N             largest READ in bytes
+  suid, dev, noexec, noatime
+  entry_timeout=SECONDS  name cache lifetime (default 1; 0 disables)
+  attr_timeout=SECONDS   attribute cache lifetime (default 1; 0 disables)
+  max_write=N            largest WRITE in bytes (default 1048576)
+  max_background=N       background requests in flight (default 64)
+  passthrough            kernel passthrough of reads and writes (off by default)
+  io_uring               serve over FUSE-over-io_uring (needs
+                         /sys/module/fuse/parameters/enable_uring = Y)
+  io_uring_q_depth=N     ring entries per CPU queue (default 8)
+  io_uring_forget        ask a 7.46 kernel to deliver FORGET over the ring
+  readers=N              /dev/fuse reader threads (default 4)
+  fd_cache=N             O_PATH descriptors the passthrough keeps (default 1024)
+
+Flags:
+`
+
+// config is everything the mount command was asked for.
+type config struct {
+	session    session.Options
+	uring      bool
+	uringDepth int
+	uringForgt bool
+	fdCache    int
+	passthru   bool
+}
+
+// parseOptions turns -o words into a config.
+func parseOptions(words []string, source string) (*config, error) {
+	mo, rest, err := mount.ParseOptions(words)
+	if err != nil {
+		return nil, err
+	}
+	c := &config{}
+	c.session.Mount = mo
+	if c.session.Mount.FSName == "" {
+		c.session.Mount.FSName = source
+	}
+	for _, w := range rest {
+		key, val, hasVal := strings.Cut(w, "=")
+		num := func() (int, error) {
+			n, err := strconv.Atoi(val)
+			if !hasVal || err != nil || n < 0 {
+				return 0, fmt.Errorf("option %s: want a non-negative number", w)
+			}
+			return n, nil
+		}
+		seconds := func() (time.Duration, error) {
+			f, err := strconv.ParseFloat(val, 64)
+			if !hasVal || err != nil || f < 0 {
+				return 0, fmt.Errorf("option %s: want seconds", w)
+			}
+			if f == 0 {
+				return -1, nil // server.Options: negative means no caching
+			}
+			return time.Duration(f * float64(time.Second)), nil
+		}
+		switch key {
+		case "entry_timeout":
+			c.session.Server.EntryTimeout, err = seconds()
+		case "attr_timeout":
+			c.session.Server.AttrTimeout, err = seconds()
+		case "max_write":
+			var n int
+			n, err = num()
+			c.session.Server.MaxWrite = uint32(n)
+		case "max_background":
+			var n int
+			n, err = num()
+			if n > 65535 {
+				err = fmt.Errorf("option %s: at most 65535", w)
+			}
+			c.session.Server.MaxBackground = uint16(n)
+		case "passthrough":
+			c.passthru = true
+			c.session.Server.Passthrough = true
+		case "io_uring":
+			c.uring = true
+		case "io_uring_q_depth":
+			c.uringDepth, err = num()
+			if err == nil && c.uringDepth == 0 {
+				err = fmt.Errorf("option %s: the depth must be at least 1", w)
+			}
+		case "io_uring_forget":
+			c.uringForgt = true
+		case "readers":
+			c.session.Readers, err = num()
+		case "fd_cache":
+			c.fdCache, err = num()
+		default:
+			return nil, fmt.Errorf("unknown option %q (see ringfuse mount --help)", w)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if (c.uringDepth > 0 || c.uringForgt) && !c.uring {
+		return nil, errors.New("io_uring_q_depth and io_uring_forget need -o io_uring")
+	}
+	return c, nil
+}
+
+func runMount(args []string) error {
+	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), mountUsage)
+		fl.PrintDefaults()
+	}
+	var opts []string
+	fl.Func("o", "mount options, comma separated (see above)", func(s string) error {
+		opts = append(opts, s)
+		return nil
+	})
+	stats := fl.Bool("stats", false, "print statistics when unmounted")
+	debug := fl.Bool("debug", false, "log every request to standard error")
+	if err := fl.Parse(reorder(args)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fl.NArg() != 2 {
+		fl.Usage()
+		return errors.New("mount needs SOURCE and MOUNTPOINT")
+	}
+	source, mnt := fl.Arg(0), fl.Arg(1)
+	abs, err := filepath.Abs(source)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("source: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("source %s is not a directory", source)
+	}
+	cfg, err := parseOptions(opts, abs)
+	if err != nil {
+		return err
+	}
+	cfg.session.Server.Debug = *debug
+	if err := applyUring(cfg); err != nil {
+		return err
+	}
+	fsys, err := passthrough.New(abs, &passthrough.Options{FdCacheSize: cfg.fdCache, Passthrough: cfg.passthru})
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	s, err := session.Mount(mnt, fsys, &cfg.session)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				st := s.Server().Stats()
+				st.WriteTo(os.Stderr)
+				continue
+			}
+			uerr := s.Unmount()
+			if *stats {
+				st := s.Server().Stats()
+				st.WriteTo(os.Stderr)
+			}
+			return uerr
+		case <-s.Done():
+			// Unmounted from outside (umount, fusectl abort).
+			err := s.Unmount()
+			if *stats {
+				st := s.Server().Stats()
+				st.WriteTo(os.Stderr)
+			}
+			if serr := s.Err(); serr != nil {
+				return serr
+			}
+			return err
+		}
+	}
+}
+
+// reorder moves flags after the positional arguments to the front, so
+// "ringfuse mount SRC MNT -o ro" works as libfuse users expect.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			return append(flags, pos...)
+		case a == "-o" && i+1 < len(args):
+			flags = append(flags, a, args[i+1])
+			i++
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
