@@ -54,6 +54,14 @@ type AttrOut struct {
 	Timeout time.Duration
 }
 
+// StatxOut is the answer to STATX.
+type StatxOut struct {
+	Stat wire.Statx
+	// Timeout says how long the kernel may cache the attributes;
+	// prefilled with the server default.
+	Timeout time.Duration
+}
+
 // OpenOut is the answer to OPEN, OPENDIR and CREATE.
 type OpenOut struct {
 	// Fh is the filesystem's handle, passed back to READ, WRITE, RELEASE...
@@ -129,6 +137,13 @@ type (
 	// one (fstat of an open file), otherwise 0 and hasFh false.
 	GetAttrer interface {
 		GetAttr(ctx context.Context, n Node, fh uint64, hasFh bool, out *AttrOut) syscall.Errno
+	}
+	// Statxer answers STATX (statx(2) with fields beyond GETATTR's, such
+	// as the birth time). flags are the AT_STATX_* sync flags, mask the
+	// STATX_* fields asked for. Without it the kernel falls back to
+	// GETATTR.
+	Statxer interface {
+		Statx(ctx context.Context, n Node, fh uint64, hasFh bool, flags, mask uint32, out *StatxOut) syscall.Errno
 	}
 	// SetAttrer answers SETATTR (chmod, chown, truncate, utimens).
 	SetAttrer interface {

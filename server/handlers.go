@@ -26,6 +26,7 @@ func init() {
 		wire.FUSE_NOTIFY_REPLY:       (*Worker).doNothing,
 		wire.FUSE_GETATTR:            (*Worker).doGetattr,
 		wire.FUSE_SETATTR:            (*Worker).doSetattr,
+		wire.FUSE_STATX:              (*Worker).doStatx,
 		wire.FUSE_READLINK:           (*Worker).doReadlink,
 		wire.FUSE_SYMLINK:            (*Worker).doSymlink,
 		wire.FUSE_MKNOD:              (*Worker).doMknod,
@@ -68,7 +69,7 @@ func init() {
 // POLL for its own process could deadlock.
 var unsupported = []wire.Opcode{
 	wire.FUSE_POLL, wire.FUSE_IOCTL, wire.FUSE_BMAP, wire.FUSE_SETUPMAPPING,
-	wire.FUSE_REMOVEMAPPING, wire.FUSE_SYNCFS, wire.FUSE_TMPFILE, wire.FUSE_STATX,
+	wire.FUSE_REMOVEMAPPING, wire.FUSE_SYNCFS, wire.FUSE_TMPFILE,
 }
 
 func (w *Worker) node() (ringfuse.Node, syscall.Errno) {
@@ -689,4 +690,26 @@ func (w *Worker) doCopyFileRange(out []byte) (int, syscall.Errno) {
 	}
 	*wire.View[wire.WriteOut](out) = wire.WriteOut{Size: uint32(copied)}
 	return wire.SizeofWriteOut, 0
+}
+
+func (w *Worker) doStatx(out []byte) (int, syscall.Errno) {
+	if w.s.ops.statx == nil {
+		return 0, syscall.ENOSYS
+	}
+	n, errno := w.node()
+	if errno != 0 {
+		return 0, errno
+	}
+	in := wire.ArgAs[wire.StatxIn](&w.req)
+	fh, hasFh, flags, mask := in.Fh, in.GetattrFlags&wire.FUSE_GETATTR_FH != 0, in.SxFlags, in.SxMask
+	so := wire.View[wire.StatxOut](out)
+	*so = wire.StatxOut{}
+	w.statx.Timeout = w.s.attrTimeout
+	w.statx.Stat = wire.Statx{}
+	if errno := w.s.ops.statx.Statx(&w.ctx, n, fh, hasFh, flags, mask, &w.statx); errno != 0 {
+		return 0, errno
+	}
+	so.AttrValid, so.AttrValidNsec = splitDuration(w.statx.Timeout)
+	so.Stat = w.statx.Stat
+	return wire.SizeofStatxOut, 0
 }

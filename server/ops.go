@@ -9,6 +9,7 @@ type ops struct {
 	forget    func(ringfuse.Node)
 	getattr   ringfuse.GetAttrer
 	setattr   ringfuse.SetAttrer
+	statx     ringfuse.Statxer
 	readlink  ringfuse.Readlinker
 	symlink   ringfuse.Symlinker
 	mknod     ringfuse.Mknoder
@@ -45,6 +46,7 @@ func (o *ops) resolve(fs ringfuse.FileSystem) {
 	}
 	o.getattr, _ = fs.(ringfuse.GetAttrer)
 	o.setattr, _ = fs.(ringfuse.SetAttrer)
+	o.statx, _ = fs.(ringfuse.Statxer)
 	o.readlink, _ = fs.(ringfuse.Readlinker)
 	o.symlink, _ = fs.(ringfuse.Symlinker)
 	o.mknod, _ = fs.(ringfuse.Mknoder)

@@ -99,7 +99,7 @@ func (s *Server) Stats() Stats {
 
 // Requests returns the number of requests with opcode name op that arrived
 // on channel ch.
-func (st *Stats) Requests(ch, op string) uint64 {
+func (st Stats) Requests(ch, op string) uint64 {
 	if c := st.Channels[ch]; c != nil {
 		return c.Requests[op]
 	}

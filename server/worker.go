@@ -20,6 +20,7 @@ type Worker struct {
 
 	entry ringfuse.Entry
 	attr  ringfuse.AttrOut
+	statx ringfuse.StatxOut
 	open  ringfuse.OpenOut
 	dw    dirWriter
 

@@ -281,6 +281,47 @@ func (fs *FS) GetAttr(ctx context.Context, n ringfuse.Node, fh uint64, hasFh boo
 	return e
 }
 
+// Statx answers STATX with statx(2) on the node or the open file, so
+// birth times and the other statx fields reach the client.
+func (fs *FS) Statx(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool, flags, mask uint32, out *ringfuse.StatxOut) syscall.Errno {
+	var stx unix.Statx_t
+	sync := int(flags) & 0x6000 // AT_STATX_SYNC_TYPE
+	do := func(fd int) syscall.Errno {
+		return errnoOf(unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW|sync, int(mask), &stx))
+	}
+	var e syscall.Errno
+	if hasFh {
+		e = fs.withFile(fh, func(of *openFile) syscall.Errno { return do(of.fd) })
+		if e == syscall.EBADF {
+			e = fs.withNode(n, do)
+		}
+	} else {
+		e = fs.withNode(n, do)
+	}
+	if e != 0 {
+		return e
+	}
+	st := &out.Stat
+	st.Mask = stx.Mask
+	st.Blksize = stx.Blksize
+	st.Attributes = stx.Attributes
+	st.Nlink = stx.Nlink
+	st.UID = stx.Uid
+	st.GID = stx.Gid
+	st.Mode = stx.Mode
+	st.Ino = stx.Ino
+	st.Size = stx.Size
+	st.Blocks = stx.Blocks
+	st.AttributesMask = stx.Attributes_mask
+	st.Atime = wire.SxTime{Sec: stx.Atime.Sec, Nsec: stx.Atime.Nsec}
+	st.Btime = wire.SxTime{Sec: stx.Btime.Sec, Nsec: stx.Btime.Nsec}
+	st.Ctime = wire.SxTime{Sec: stx.Ctime.Sec, Nsec: stx.Ctime.Nsec}
+	st.Mtime = wire.SxTime{Sec: stx.Mtime.Sec, Nsec: stx.Mtime.Nsec}
+	st.RdevMajor, st.RdevMinor = stx.Rdev_major, stx.Rdev_minor
+	st.DevMajor, st.DevMinor = stx.Dev_major, stx.Dev_minor
+	return 0
+}
+
 // SetAttr changes mode, owner, size and times, in that order, and returns
 // the new attributes. With FATTR_FH it works on the open file, which may
 // be unlinked.

@@ -87,6 +87,7 @@ var (
 	_ ringfuse.Lookuper       = (*FS)(nil)
 	_ ringfuse.Forgetter      = (*FS)(nil)
 	_ ringfuse.GetAttrer      = (*FS)(nil)
+	_ ringfuse.Statxer        = (*FS)(nil)
 	_ ringfuse.SetAttrer      = (*FS)(nil)
 	_ ringfuse.Readlinker     = (*FS)(nil)
 	_ ringfuse.Symlinker      = (*FS)(nil)
