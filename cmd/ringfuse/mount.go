@@ -155,6 +155,9 @@ func runMount(args []string) error {
 		return errors.New("mount needs SOURCE and MOUNTPOINT")
 	}
 	source, mnt := fl.Arg(0), fl.Arg(1)
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("mount %s: %w (run as root)", mnt, mount.ErrNotRoot)
+	}
 	abs, err := filepath.Abs(source)
 	if err != nil {
 		return err
