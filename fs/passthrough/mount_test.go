@@ -1,6 +1,7 @@
 package passthrough_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"ringfuse/internal/testmount"
 	"ringfuse/mount"
 	"ringfuse/posixtest"
+	"ringfuse/server"
 	"ringfuse/session"
+	"ringfuse/wire"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,5 +115,47 @@ func waitNodes(t *testing.T, s *session.Session, want int64) {
 			t.Fatalf("%d nodes alive 60 s after drop_caches, want %d", s.Server().NodesAlive(), want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKernelPassthrough serves reads and writes through FUSE_PASSTHROUGH
+// backing files: data moves, yet no READ or WRITE reaches the server.
+func TestKernelPassthrough(t *testing.T) {
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			src := t.TempDir()
+			fsys, err := passthrough.New(src, &passthrough.Options{Passthrough: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := testmount.Mount(t, fsys, testmount.Options{Transport: tr, Server: server.Options{Passthrough: true}, Cleanup: func() { fsys.Close() }})
+			if s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
+				t.Fatal("FUSE_PASSTHROUGH not negotiated")
+			}
+			p := filepath.Join(s.Dir(), "f")
+			data := make([]byte, 1<<20)
+			for i := range data {
+				data[i] = byte(i * 7)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("data read back differs")
+			}
+			if b, _ := os.ReadFile(filepath.Join(src, "f")); !bytes.Equal(b, data) {
+				t.Fatal("backing file differs")
+			}
+			st := s.Server().Stats()
+			for _, ch := range []string{"devfuse", "uring"} {
+				if n := st.Requests(ch, "READ") + st.Requests(ch, "WRITE"); n != 0 {
+					t.Errorf("%s carried %d READ/WRITE requests; passthrough should bypass the server", ch, n)
+				}
+			}
+		})
 	}
 }
