@@ -29,8 +29,10 @@ func (c *reqCtx) begin(unique uint64, caller ringfuse.Caller) {
 		c.mu.Lock()
 		c.done = nil
 		c.canceled = false
-		c.mu.Unlock()
+		// Under mu: an interrupt that sets dirty after this reset must
+		// not see it cleared.
 		c.dirty.Store(false)
+		c.mu.Unlock()
 	}
 	c.unique.Store(unique)
 }
@@ -44,11 +46,15 @@ func (c *reqCtx) interrupt(unique uint64) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Mark the context dirty before checking unique again: if the worker
+	// ends this request after the check, its next begin then sees dirty
+	// and waits for mu, so the cancellation cannot leak into the next
+	// request. A spurious mark only costs that begin a lock.
+	c.dirty.Store(true)
 	if c.unique.Load() != unique || c.canceled {
 		return false
 	}
 	c.canceled = true
-	c.dirty.Store(true)
 	if c.done != nil {
 		close(c.done)
 	}

@@ -111,6 +111,12 @@ func (t *nodeTable) forget(id, nlookup uint64) (gone ringfuse.Node, dropped, kno
 	}
 	ks := &t.byKey[keyShard(n.key)]
 	ks.mu.Lock()
+	if n.lookups == 0 {
+		// A concurrent forget dropped n between the two locks: this one
+		// is for a node the table no longer holds.
+		ks.mu.Unlock()
+		return nil, false, false
+	}
 	if n.lookups > nlookup {
 		n.lookups -= nlookup
 		ks.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 
 	"ringfuse"
 	"ringfuse/channel/devfuse"
+	"ringfuse/channel/ring"
 	"ringfuse/mount"
 	"ringfuse/server"
 )
@@ -30,6 +31,11 @@ type Options struct {
 	Readers int
 	// InitTimeout bounds the wait for the kernel's INIT (0: 10 s).
 	InitTimeout time.Duration
+	// Uring, if not nil, serves over FUSE-over-io_uring next to /dev/fuse
+	// (-o io_uring) with these channel options. If the kernel does not
+	// offer it, the session serves over /dev/fuse alone; Ring().Err()
+	// says why.
+	Uring *ring.Options
 }
 
 // Session is one mounted filesystem and the goroutines serving it.
@@ -37,6 +43,7 @@ type Session struct {
 	dir    string
 	conn   *mount.Conn
 	srv    *server.Server
+	ring   *ring.Channel // nil without Options.Uring
 	done   chan struct{}
 	err    error
 	connID uint32
@@ -53,17 +60,25 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	if opts != nil {
 		o = *opts
 	}
-	srv := server.New(fsys, &o.Server)
 	conn, err := mount.Mount(dir, &o.Mount)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{dir: conn.Mountpoint(), conn: conn, srv: srv, done: make(chan struct{})}
+	var rc *ring.Channel
+	if o.Uring != nil {
+		rc = ring.New(conn.Fd(), o.Uring)
+		o.Server.Transport = rc
+	}
+	srv := server.New(fsys, &o.Server)
+	s := &Session{dir: conn.Mountpoint(), conn: conn, srv: srv, ring: rc, done: make(chan struct{})}
 	s.connID, _ = conn.ConnID()
 	fd := devfuse.FD(conn.Fd())
 	srv.SetBacking(fd.BackingOpen, fd.BackingClose)
 	go func() {
 		s.err = devfuse.Serve(srv, fd, &devfuse.Options{Readers: o.Readers})
+		// The connection is gone: the ring queues' entries have
+		// ended or are ending; stop them and free their buffers.
+		s.stopRing()
 		close(s.done)
 	}()
 	timeout := o.InitTimeout
@@ -88,6 +103,16 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 
 // Server returns the server core, for statistics.
 func (s *Session) Server() *server.Server { return s.srv }
+
+// Ring returns the io_uring channel, or nil if Options.Uring was nil.
+func (s *Session) Ring() *ring.Channel { return s.ring }
+
+// stopRing stops the io_uring channel, if any.
+func (s *Session) stopRing() {
+	if s.ring != nil {
+		s.ring.Stop()
+	}
+}
 
 // Dir returns the mount point.
 func (s *Session) Dir() string { return s.dir }
@@ -144,6 +169,7 @@ func (s *Session) unmount() error {
 		s.forceClose()
 		<-s.done
 	}
+	s.stopRing()
 	s.conn.Close()
 	return errors.Join(errs...)
 }
@@ -154,6 +180,7 @@ func (s *Session) forceClose() {
 	_ = mount.ForceUnmount(s.dir, s.connID)
 	select {
 	case <-s.done:
+		s.stopRing()
 	case <-time.After(5 * time.Second):
 	}
 	s.conn.Close()

@@ -1,11 +1,11 @@
 package main
 
-import "errors"
+import "ringfuse/channel/ring"
 
 // applyUring selects the io_uring transport when -o io_uring was given.
 func applyUring(c *config) error {
 	if c.uring {
-		return errors.New("-o io_uring: not available in this build yet")
+		c.session.Uring = &ring.Options{QueueDepth: c.uringDepth, ForgetCommit: c.uringForgt}
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // Transports are the channels every transport test runs over.
-var Transports = []string{"devfuse"}
+var Transports = []string{"devfuse", "uring"}
 
 // Options configure Mount.
 type Options struct {

@@ -1,0 +1,63 @@
+package ring
+
+import "time"
+
+// DefaultQueueDepth is the number of entries per queue when
+// [Options.QueueDepth] is zero; libfuse uses the same default.
+const DefaultQueueDepth = 8
+
+// Options configure a [Channel]. The zero value (or a nil *Options) is a
+// sane default: 8 entries per queue, a plain interrupt-driven ring per
+// queue, each queue pinned to its CPU. New copies them; changing them
+// afterwards has no effect.
+type Options struct {
+	// QueueDepth is the number of entries each queue registers, i.e. how
+	// many requests from one CPU can be in flight at once (-o
+	// io_uring_q_depth). Each entry owns a payload buffer of max_payload_sz
+	// bytes (1 MiB with the default MaxWrite), mapped lazily. Zero means
+	// [DefaultQueueDepth]; a negative value makes Prepare fail.
+	QueueDepth int
+
+	// ForgetCommit sets FUSE_IO_URING_REGISTER_FORGET_COMMIT on every
+	// REGISTER, telling a kernel with the proposed protocol 7.46 FORGET
+	// patch that this server commits forgets delivered in ring entries, so
+	// that the kernel sends them over the ring instead of /dev/fuse. A
+	// kernel without the patch ignores the bit. Off by default.
+	ForgetCommit bool
+
+	// SingleIssuer creates each queue's ring with IORING_SETUP_SINGLE_ISSUER.
+	// Each queue submits only from its own locked thread, so it is always
+	// safe. Off by default, as in libfuse.
+	SingleIssuer bool
+
+	// DeferTaskrun (IORING_SETUP_DEFER_TASKRUN) runs completion task work,
+	// including the kernel's copy of a request into the entry, only when
+	// the queue thread waits. Requires SingleIssuer.
+	DeferTaskrun bool
+
+	// CoopTaskrun (IORING_SETUP_COOP_TASKRUN) spares the queue thread the
+	// inter-processor interrupt that otherwise announces task work.
+	CoopTaskrun bool
+
+	// SQPoll (IORING_SETUP_SQPOLL) gives each queue a kernel thread that
+	// polls its submission queue. It costs a busy CPU per queue; it cannot
+	// be combined with DeferTaskrun or CoopTaskrun.
+	SQPoll bool
+
+	// SQThreadIdle is how long an SQPoll thread spins without work before it
+	// sleeps. Zero means the kernel's default of one second. Ignored unless
+	// SQPoll is set.
+	SQThreadIdle time.Duration
+
+	// NoAffinity skips pinning each queue's thread to its CPU with
+	// sched_setaffinity. Pinning is best effort either way: a CPU outside
+	// the process's allowed set is left alone.
+	NoAffinity bool
+
+	// NewRing, if set, replaces the kernel: it is called once per queue,
+	// on the queue's own locked OS thread, during Prepare, and returns the
+	// ring the queue talks through. Nil means [NewKernelRing], io_uring on
+	// the /dev/fuse descriptor. Tests and the kernel model use it; a
+	// wrapper around NewKernelRing can inject faults.
+	NewRing func(cfg RingConfig) (QueueRing, error)
+}

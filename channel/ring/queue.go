@@ -1,0 +1,287 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse/server"
+	"ringfuse/wire"
+)
+
+// queue is one FUSE queue: a goroutine locked to its OS thread, its ring,
+// its entries and the worker that serves them. Everything but mu, ring (for
+// Wake) and stats belongs to the queue goroutine alone.
+type queue struct {
+	c    *Channel
+	s    *server.Server
+	qid  int
+	conn wire.Conn
+	ring QueueRing
+	w    *server.Worker
+	ents []Entry
+	cqes []Completion
+
+	// forgets collects the forgets that arrived on the ring during one
+	// completion batch; they are applied after the batch, once their
+	// entries' empty commits are queued.
+	forgets []wire.ForgetOne
+	scratch wire.Request // forget decoding
+	live    int          // entries not dead
+	backoff bool         // a REGISTER came back -EAGAIN in this batch
+	refused bool         // a REGISTER refusal was logged
+
+	mu     sync.Mutex // orders wake against close
+	closed bool
+
+	stats queueStats
+}
+
+func newQueue(c *Channel, s *server.Server, qid, depth int, conn wire.Conn) *queue {
+	return &queue{
+		c:       c,
+		s:       s,
+		qid:     qid,
+		conn:    conn,
+		ents:    make([]Entry, depth),
+		cqes:    make([]Completion, depth),
+		forgets: make([]wire.ForgetOne, 0, 512),
+	}
+}
+
+// run is the queue goroutine. It reports on ready whether its ring could be
+// made, waits for Start, serves until every entry is dead or Stop is
+// called, and closes the ring.
+func (q *queue) run(ready chan<- error) {
+	defer q.c.wg.Done()
+	// The kernel delivers requests in the context of the thread that
+	// submitted the entry's command, and an exiting thread takes its
+	// parked commands with it: keep this goroutine on one thread for its
+	// whole life. It never unlocks, so the thread (and its CPU mask) ends
+	// with the goroutine.
+	runtime.LockOSThread()
+	if !q.c.opts.NoAffinity {
+		_ = pinToCPU(q.qid) // best effort: the CPU may be outside our cpuset
+	}
+	r, err := q.c.newRing(RingConfig{Fd: q.c.fd, Qid: q.qid, Depth: len(q.ents), Options: &q.c.opts})
+	if err != nil {
+		ready <- fmt.Errorf("ring: queue %d: %w", q.qid, err)
+		return
+	}
+	q.mu.Lock()
+	q.ring = r
+	q.mu.Unlock()
+	q.w = q.s.NewWorker("uring")
+	ready <- nil
+
+	select {
+	case <-q.c.start:
+		q.loop()
+	case <-q.c.stop:
+	}
+
+	q.mu.Lock()
+	q.closed = true
+	if err := r.Close(); err != nil {
+		q.s.Logf("ring: queue %d: close: %v", q.qid, err)
+	}
+	q.mu.Unlock()
+}
+
+// wake makes the queue goroutine look at the stop flag.
+func (q *queue) wake() {
+	q.mu.Lock()
+	if q.ring != nil && !q.closed {
+		_ = q.ring.Wake()
+	}
+	q.mu.Unlock()
+}
+
+func (q *queue) loop() {
+	var flags uint64
+	if q.c.opts.ForgetCommit {
+		flags |= wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT
+	}
+	q.live = len(q.ents)
+	for i := range q.ents {
+		q.register(&q.ents[i], flags)
+	}
+	for q.live > 0 && !q.c.stopping.Load() {
+		err := q.ring.SubmitAndWait()
+		q.stats.enters.Add(1)
+		if err != nil && !transient(err) {
+			q.s.Logf("ring: queue %d: %v; requests from CPU %d wait until the connection ends", q.qid, err, q.qid)
+			return
+		}
+		n := q.ring.Reap(q.cqes)
+		q.stats.cqes.Add(uint64(n))
+		for _, c := range q.cqes[:n] {
+			q.complete(c, flags)
+		}
+		if len(q.forgets) > 0 {
+			q.w.ApplyForgets(q.forgets)
+			q.forgets = q.forgets[:0]
+		}
+		if q.backoff {
+			// The kernel has not processed the INIT reply yet; do
+			// not spin on it.
+			q.backoff = false
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EINTR)
+}
+
+func (q *queue) register(e *Entry, flags uint64) {
+	if e.state == entryIdle {
+		q.stats.registered.Add(1)
+	}
+	e.state = entryRegister
+	if err := q.ring.Register(e, flags); err != nil {
+		q.s.Logf("ring: queue %d: register entry %d: %v", q.qid, e.Index, err)
+		q.stats.registered.Add(^uint64(0))
+		q.stats.registerFailures.Add(1)
+		q.kill(e)
+	}
+}
+
+func (q *queue) commit(e *Entry, commitID uint64) {
+	e.state, e.commitID = entryCommit, commitID
+	if err := q.ring.Commit(e, commitID); err != nil {
+		q.s.Logf("ring: queue %d: commit entry %d: %v", q.qid, e.Index, err)
+		q.stats.stranded.Add(1)
+		q.kill(e)
+		return
+	}
+	q.stats.commits.Add(1)
+}
+
+// kill marks e dead: the queue no longer waits for it.
+func (q *queue) kill(e *Entry) {
+	if e.state != entryDead {
+		e.state = entryDead
+		q.live--
+	}
+}
+
+// complete handles one completion.
+func (q *queue) complete(c Completion, flags uint64) {
+	if c.Entry < 0 || c.Entry >= len(q.ents) {
+		q.s.Logf("ring: queue %d: completion for unknown entry %d (res %d)", q.qid, c.Entry, c.Res)
+		return
+	}
+	e := &q.ents[c.Entry]
+	if e.state != entryRegister && e.state != entryCommit {
+		q.s.Logf("ring: queue %d: completion for idle entry %d (res %d)", q.qid, c.Entry, c.Res)
+		return
+	}
+	if c.Res == 0 {
+		q.serve(e)
+		return
+	}
+	switch errno := syscall.Errno(-c.Res); errno {
+	case unix.ENOTCONN, unix.ECONNABORTED, unix.ECANCELED:
+		// Unmount, abort, or the thread is going away: normal teardown.
+		q.stats.dead.Add(1)
+		q.kill(e)
+	case unix.EAGAIN, unix.EINTR:
+		q.stats.retries.Add(1)
+		if e.state == entryRegister {
+			if errno == unix.EAGAIN {
+				q.backoff = true
+			}
+			q.register(e, flags)
+		} else {
+			q.commit(e, e.commitID)
+		}
+	default:
+		if e.state == entryRegister {
+			// A failed REGISTER makes the kernel drop the ring for
+			// this connection (fc->io_uring = 0) and release the
+			// requests waiting for it to /dev/fuse.
+			q.stats.registered.Add(^uint64(0))
+			q.stats.registerFailures.Add(1)
+			if !q.refused {
+				q.refused = true
+				q.s.Logf("ring: queue %d: REGISTER refused: %v; serving over /dev/fuse", q.qid, errno)
+			}
+		} else {
+			// -ENOENT: the kernel knows no request with this commit
+			// id on this queue; the entry stays with it, unusable.
+			q.stats.stranded.Add(1)
+			q.s.Logf("ring: queue %d: COMMIT_AND_FETCH of entry %d (commit id %d): %v; entry stranded",
+				q.qid, e.Index, e.commitID, errno)
+		}
+		q.kill(e)
+	}
+}
+
+// serve answers the request delivered into e and queues its commit.
+func (q *queue) serve(e *Entry) {
+	h := e.Header
+	commitID := h.RingEnt.CommitID
+	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
+	in := (*wire.InHeader)(unsafe.Pointer(&h.InOut[0]))
+	out := (*wire.OutHeader)(unsafe.Pointer(&h.InOut[0]))
+
+	if op := in.Opcode; op == wire.FUSE_FORGET || op == wire.FUSE_BATCH_FORGET {
+		// Commit first, process after: the entry goes back to the
+		// kernel with the next submit, and the forgets are applied
+		// once the whole batch has been handled.
+		q.takeForgets(h, e.Payload[:psz])
+		*out = wire.OutHeader{Len: wire.SizeofOutHeader, Unique: commitID}
+		h.RingEnt.PayloadSz = 0
+		q.commit(e, commitID)
+		return
+	}
+
+	rep := q.w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
+	n := rep.Len
+	switch {
+	case rep.None:
+		// INTERRUPT, NOTIFY_REPLY: no reply, but the entry must be
+		// committed or the kernel keeps it.
+		*out = wire.OutHeader{Len: wire.SizeofOutHeader, Unique: commitID}
+		n = 0
+	case rep.Error != 0:
+		n = 0
+		*out = wire.OutHeader{Len: wire.SizeofOutHeader, Error: rep.Error, Unique: rep.Unique}
+	default:
+		*out = wire.OutHeader{Len: uint32(wire.SizeofOutHeader + n), Unique: rep.Unique}
+	}
+	h.RingEnt.PayloadSz = uint32(n)
+	q.commit(e, commitID)
+}
+
+// takeForgets copies the forgets of a FORGET or BATCH_FORGET delivered on
+// the ring into q.forgets.
+func (q *queue) takeForgets(h *wire.UringReqHeader, payload []byte) {
+	r := &q.scratch
+	if err := wire.ParseRing(h.InOut[:], h.OpIn[:], payload, &q.conn, r); err != nil {
+		q.stats.forgetErrors.Add(1)
+		q.s.Logf("ring: queue %d: undecodable forget: %v", q.qid, err)
+		return
+	}
+	op := r.Header.Opcode
+	n := 1
+	if op == wire.FUSE_FORGET {
+		q.forgets = append(q.forgets, wire.ForgetOne{NodeID: r.Header.NodeID, Nlookup: wire.ArgAs[wire.ForgetIn](r).Nlookup})
+	} else {
+		ones := r.ForgetOnes()
+		n = len(ones)
+		q.forgets = append(q.forgets, ones...)
+	}
+	*r = wire.Request{} // drop the references into the entry
+	q.w.CountForgetMessage(op, n)
+	q.stats.forgetMsgs.Add(1)
+	q.stats.forgets.Add(uint64(n))
+}

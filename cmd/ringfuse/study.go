@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"ringfuse/forgetstudy"
+)
+
+const studyUsage = `Usage: ringfuse forget-study [flags]
+
+Measures FORGET storms next to a 4k read workload on the running kernel:
+for each policy it serves a passthrough of a backing tree in-process,
+instantiates -inodes files through the mount, runs fio (4k randread,
+O_DIRECT, psync, QD1, 64 MiB file) once for a baseline and once while
+"sync; echo 2 > /proc/sys/vm/drop_caches" evicts every inode, and records
+forgets, forget messages and syscalls per forget, drain time, read p50/p99
+in the first 100 ms, first 1 s and whole storm, and memory over time.
+Policies alternate run by run; cells are medians [min–max].
+
+Needs root, fio in PATH, and for the ring policies the fuse module
+parameter enable_uring=Y. Other processes dropping caches during a run
+disturb it (the report notes it). Writes report.md, results.json and
+live-nodes.svg, rss.svg, read-p99.svg into -out; progress goes to
+standard error.
+
+Policies (-policies, comma separated):
+%s
+Flags:
+`
+
+// runForgetStudy implements "ringfuse forget-study".
+func runForgetStudy(args []string) error {
+	fs := flag.NewFlagSet("forget-study", flag.ContinueOnError)
+	var (
+		inodes   = fs.Int("inodes", forgetstudy.DefaultInodes, "files instantiated and evicted per storm (a million works)")
+		runs     = fs.Int("runs", forgetstudy.DefaultRuns, "runs per policy, alternating policies")
+		policies = fs.String("policies", strings.Join(forgetstudy.DefaultPolicies, ","), "comma-separated policies to run")
+		qDepth   = fs.Int("q-depth", forgetstudy.DefaultQueueDepth, "io_uring entries per CPU queue, for ring policies")
+		out      = fs.String("out", "forget-study", "directory for report.md, results.json and the SVG plots")
+		readRT   = fs.Duration("read-runtime", forgetstudy.DefaultReadRuntime, "length of the fio run during which the storm happens")
+		baseline = fs.Duration("baseline", forgetstudy.DefaultBaseline, "length of the fio baseline run without a storm")
+		warmup   = fs.Duration("warmup", forgetstudy.DefaultWarmup, "unmeasured fio warm-up before the baseline (negative: none)")
+		delay    = fs.Duration("storm-delay", forgetstudy.DefaultStormDelay, "time from fio's first read to the drop_caches write")
+		drainTO  = fs.Duration("drain-timeout", forgetstudy.DefaultDrainTimeout, "longest wait for the live nodes to return to the baseline")
+		workDir  = fs.String("workdir", "", "backing tree, mount point and fio logs; kept for reuse (default $TMPDIR/ringfuse-forgetstudy)")
+		clean    = fs.Bool("clean", false, "remove the work directory at the end")
+		fio      = fs.String("fio", "fio", "fio binary")
+	)
+	fs.Usage = func() {
+		var b strings.Builder
+		for _, p := range forgetstudy.Policies() {
+			fmt.Fprintf(&b, "  %-26s %s\n", p.Name(), p.Kind())
+		}
+		fmt.Fprintf(fs.Output(), studyUsage, b.String())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("forget-study: unexpected arguments %q", fs.Args())
+	}
+	pols, err := forgetstudy.PoliciesByName(strings.Split(*policies, ","))
+	if err != nil {
+		return err
+	}
+	p := forgetstudy.Params{
+		Inodes:       *inodes,
+		QueueDepth:   *qDepth,
+		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio},
+		Warmup:       *warmup,
+		Baseline:     *baseline,
+		StormDelay:   *delay,
+		DrainTimeout: *drainTO,
+		Runs:         *runs,
+		WorkDir:      *workDir,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		},
+	}
+	if err := p.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	rep, runErr := forgetstudy.Run(ctx, p, pols)
+	rep.Env.Command = "ringfuse forget-study " + strings.Join(args, " ")
+	if err := rep.WriteDir(*out); err != nil {
+		return errors.Join(runErr, fmt.Errorf("write report: %w", err))
+	}
+	abs, _ := filepath.Abs(*out)
+	fmt.Fprintf(os.Stderr, "forget-study: %d runs in %.0fs; report in %s\n", len(rep.Runs), time.Since(start).Seconds(), filepath.Join(abs, "report.md"))
+	if *clean {
+		if err := os.RemoveAll(rep.Params.WorkDir); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}

@@ -1,0 +1,47 @@
+// Package forgetstudy measures FORGET storms next to a 4k read workload:
+// does delivering forgets over the io_uring ring (the proposed protocol
+// 7.46 patch, "[PATCH v3] fuse: optional FORGET delivery over io_uring")
+// help or hurt compared with the classic /dev/fuse batching?
+//
+// A [Policy] is one way of delivering forgets. Each policy runs the same
+// experiment and returns a [Result]; [Run] repeats the policies, alternating
+// them, and a [Report] quotes medians with min–max and writes Markdown, SVG
+// plots and raw JSON. Policies are of one of two kinds, never mixed in one
+// table: [KindRealKernel] policies mount for real on the running kernel,
+// [KindModel] policies (registered with [Register] by the kernel model
+// package) compute their results from a model of the kernel.
+//
+// # The real-kernel experiment
+//
+// The built-in policies [DevFuse] and [UringForgetsOnDevFuse] serve a
+// passthrough of a backing directory in this process (session.Mount):
+//
+//  1. Create [Params.Inodes] empty files natively in the backing directory,
+//     at most 10,000 per subdirectory (reused between runs).
+//  2. Mount, run an unmeasured fio warm-up, record the live node count
+//     (the baseline), then lstat every file through the mount from a few
+//     goroutines, so that the kernel holds one FUSE inode per file.
+//     The passthrough keeps a file handle, not a descriptor, per inode, so
+//     a million inodes fit under RLIMIT_NOFILE.
+//  3. Run fio (4k randread, O_DIRECT, psync, QD1, 64 MiB file) for
+//     [Params.Baseline] without a storm, then again for [ReadJob.Runtime]
+//     with a storm: [Params.StormDelay] after the first READ reaches the
+//     server, "sync; echo 2 > /proc/sys/vm/drop_caches" evicts the inodes
+//     and the kernel queues one forget each. fio writes a per-I/O
+//     completion-latency log with Unix-epoch millisecond timestamps, so
+//     read latency can be cut into windows after the drop_caches write.
+//  4. While the storm fio runs, a goroutine polls the server's live node
+//     count every millisecond (drain detection) and every 10 ms records
+//     live nodes, forgets received, VmRSS and the Go heap
+//     (runtime/metrics, which does not stop the world).
+//
+// Drain time runs from the drop_caches write until the live node count is
+// back at the baseline. The kernel's share is approximated twice: by how
+// long the drop_caches write took (eviction is synchronous, forgets are
+// queued as inodes go) and by the last change of the live node count
+// (when forgets stopped arriving).
+//
+// On a kernel without the 7.46 patch forgets never travel on the ring, so
+// the ring policy's CQEs, commits and entries held by forgets are zero:
+// the report says so rather than leaving them out.
+package forgetstudy
