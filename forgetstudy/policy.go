@@ -66,6 +66,20 @@ type Policy interface {
 	Run(ctx context.Context, p Params) (Result, error)
 }
 
+// Describer is an optional interface of a [Policy]: a one-line
+// description for help texts and reports.
+type Describer interface {
+	Description() string
+}
+
+// Describe returns p's description, or "" if it has none.
+func Describe(p Policy) string {
+	if d, ok := p.(Describer); ok {
+		return d.Description()
+	}
+	return ""
+}
+
 var registry struct {
 	sync.Mutex
 	byName map[string]Policy
@@ -290,6 +304,13 @@ type Sample struct {
 	Heap uint64
 }
 
+// NodePoint is the live node count at a moment of the storm, from the
+// 1 ms poll: one point per change, for the live-nodes plot.
+type NodePoint struct {
+	T     time.Duration // since the drop_caches write
+	Nodes int64
+}
+
 // LatPoint is the read latency of one 10 ms window of the storm fio run.
 type LatPoint struct {
 	// T is the window's start, relative to the drop_caches write.
@@ -321,8 +342,10 @@ type Result struct {
 	BaseNodes, PreNodes, EndNodes int64
 
 	// Forgets is the number of forgotten nodes (forget_one entries)
-	// received from the trigger to the end of the run.
-	Forgets uint64
+	// received from the trigger to the end of the run. ForgetUnknown of
+	// them named nodes the server does not track (such as the session's
+	// poll-hack file), so they drop no live node.
+	Forgets, ForgetUnknown uint64
 	// DevForgetMsgs is the number of forget messages read from /dev/fuse:
 	// SingleForgets FORGET plus BatchForgets BATCH_FORGET.
 	DevForgetMsgs, SingleForgets, BatchForgets uint64
@@ -377,10 +400,12 @@ type Result struct {
 	// drain; -1 if unreadable.
 	SlabBefore, SlabAfter int64
 
-	// Series is the 10 ms time series; LatSeries the read p99 per 10 ms
-	// window of the storm fio run.
-	Series    []Sample
-	LatSeries []LatPoint
+	// Series is the 10 ms time series; NodeSeries the live node count at
+	// every change seen by the 1 ms poll after the trigger; LatSeries the
+	// read p99 per 10 ms window of the storm fio run.
+	Series     []Sample
+	NodeSeries []NodePoint
+	LatSeries  []LatPoint
 
 	// Notes explain anything unusual about the run.
 	Notes []string

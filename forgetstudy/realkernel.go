@@ -61,6 +61,19 @@ func UringForgetCommit() Policy {
 func (k *kernelPolicy) Name() string { return k.name }
 func (k *kernelPolicy) Kind() string { return KindRealKernel }
 
+// Description implements [Describer].
+func (k *kernelPolicy) Description() string {
+	switch {
+	case k.forgetCommit:
+		return "io_uring requests, REGISTER with FORGET_COMMIT (forgets on the ring only on a 7.46 kernel)"
+	case k.uring:
+		return "io_uring requests (-q-depth entries per CPU), forgets on /dev/fuse"
+	}
+	return "/dev/fuse only: kernel-batched FORGET/BATCH_FORGET"
+}
+
+var _ Describer = (*kernelPolicy)(nil)
+
 // Run performs one real-kernel run; see the package documentation.
 func (k *kernelPolicy) Run(ctx context.Context, p Params) (res Result, err error) {
 	if err := p.Validate(); err != nil {
@@ -295,6 +308,10 @@ func (k *kernelPolicy) storm(ctx context.Context, p Params, sess *session.Sessio
 
 	// Forgets and their transport.
 	res.Forgets = totalForgets(after) - totalForgets(before)
+	res.ForgetUnknown = after.ForgetUnknown - before.ForgetUnknown
+	if res.ForgetUnknown > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d forgets named nodes the server does not track (the session's poll-hack file)", res.ForgetUnknown))
+	}
 	if d := after.Channels["devfuse"]; d != nil {
 		b := before.Channels["devfuse"]
 		if b == nil {
@@ -341,6 +358,10 @@ func (k *kernelPolicy) storm(ctx context.Context, p Params, sess *session.Sessio
 	}
 	if smp.lastChange != 0 {
 		res.LastForget = time.Duration(smp.lastChange - trig)
+	}
+	res.NodeSeries = smp.nodePts
+	for i := range res.NodeSeries {
+		res.NodeSeries[i].T -= time.Duration(trig)
 	}
 	if res.LastForget > 0 {
 		res.ForgetsPerSec = float64(res.Forgets) / res.LastForget.Seconds()

@@ -207,7 +207,7 @@ func (s Spread) MarshalJSON() ([]byte, error) {
 func fDur(x float64) string { return fmtDur(time.Duration(math.Round(x))) }
 func fMiB(x float64) string { return trimFloat(x/(1<<20)) + " MiB" }
 func fCount(x float64) string {
-	if math.Abs(x) < 1e4 {
+	if math.Abs(x) < 1e3 {
 		return strconv.FormatFloat(x, 'f', 0, 64)
 	}
 	return groupThousands(int64(math.Round(x)))
@@ -287,7 +287,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Env.Command != "" {
 		fmt.Fprintf(&b, "- Command: `%s`\n", r.Env.Command)
 	}
-	fmt.Fprintf(&b, "- %s inodes per storm (files in a passthrough of %s/src, ≤%s per directory), %d runs per policy alternating, ring queue depth %d.\n",
+	fmt.Fprintf(&b, "- %s inodes per storm (files in a passthrough of %s/src, ≤%s per directory), %d run(s) per policy, policies alternating, ring queue depth %d.\n",
 		groupThousands(int64(p.Inodes)), p.WorkDir, groupThousands(FilesPerDir), p.Runs, p.QueueDepth)
 	fmt.Fprintf(&b, "- Reads: fio warm-up %v, baseline run %v, storm run %v with `sync; echo 2 > /proc/sys/vm/drop_caches` %v after its first READ reached the server. Storm command: `%s`\n",
 		p.Warmup, p.Baseline, p.Read.Runtime, p.StormDelay, r.Env.FioCommand)
@@ -524,6 +524,25 @@ func (r *Report) Plots() [3]*Plot {
 			t := float64(s.T) / 1e6
 			lx, ly = append(lx, t), append(ly, float64(s.Nodes))
 			rx, ry, hy = append(rx, t), append(ry, float64(s.RSS)/(1<<20)), append(hy, float64(s.Heap)/(1<<20))
+		}
+		if len(x.NodeSeries) > 0 {
+			// The 1 ms poll's points are finer than the 10 ms samples;
+			// keep the samples before and after them.
+			first, last := x.NodeSeries[0].T, x.NodeSeries[len(x.NodeSeries)-1].T
+			lx, ly = lx[:0], ly[:0]
+			for _, s := range x.Series {
+				if s.T < first {
+					lx, ly = append(lx, float64(s.T)/1e6), append(ly, float64(s.Nodes))
+				}
+			}
+			for _, np := range x.NodeSeries {
+				lx, ly = append(lx, float64(np.T)/1e6), append(ly, float64(np.Nodes))
+			}
+			for _, s := range x.Series {
+				if s.T > last {
+					lx, ly = append(lx, float64(s.T)/1e6), append(ly, float64(s.Nodes))
+				}
+			}
 		}
 		live.Lines = append(live.Lines, Line{Label: label(x), Color: c, Dash: dash, Opacity: 0.8, X: lx, Y: ly})
 		rss.Lines = append(rss.Lines, Line{Label: label(x) + " RSS", Color: c, Dash: dash, Opacity: 0.8, X: rx, Y: ry})

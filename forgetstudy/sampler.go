@@ -46,7 +46,8 @@ type sampler struct {
 
 	// Owned by the loop until done is closed.
 	samples    []rawSample
-	lastChange int64 // Unix ns of the last live-count change after the trigger
+	nodePts    []NodePoint // T holds Unix ns until the caller rebases it
+	lastChange int64       // Unix ns of the last live-count change after the trigger
 
 	status *procStatus
 	heapM  []metrics.Sample
@@ -61,6 +62,7 @@ func newSampler(srv *server.Server, base int64, capacity int) *sampler {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		samples:  make([]rawSample, 0, capacity),
+		nodePts:  make([]NodePoint, 0, 4096),
 		status:   openProcStatus(),
 		heapM:    []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}},
 	}
@@ -96,8 +98,13 @@ func (s *sampler) loop() {
 		now := time.Now().UnixNano()
 		n := s.srv.NodesAlive()
 		if trig := s.trigger.Load(); trig != 0 && now >= trig {
+			if len(s.nodePts) == 0 {
+				// The count as the trigger found it.
+				s.nodePts = append(s.nodePts, NodePoint{T: time.Duration(trig), Nodes: prev})
+			}
 			if n != prev {
 				s.lastChange = now
+				s.nodePts = append(s.nodePts, NodePoint{T: time.Duration(now), Nodes: n})
 			}
 			if n <= s.base && s.drainedAt.Load() == 0 {
 				s.drainedAt.Store(now)

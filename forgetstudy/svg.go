@@ -70,6 +70,11 @@ func (p *Plot) WriteSVG(w io.Writer) error {
 	const left, right, top, bottom = 78, 20, 40, 52
 	pw, ph := float64(width-left-right), float64(height-top-bottom)
 
+	legend := p.legend(left, float64(height), pw)
+	if n := len(legend); n > 0 {
+		height += int(legend[n-1].y-float64(height)) + 12
+	}
+
 	x0, x1, y0, y1 := p.ranges()
 	ty := func(v float64) float64 { return v }
 	if p.LogY {
@@ -83,7 +88,7 @@ func (p *Plot) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<clipPath id="plotarea"><rect x="%d" y="%d" width="%.1f" height="%.1f"/></clipPath>`+"\n", left, top, pw, ph)
 	text(&b, float64(width)/2, 22, "middle", 15, p.Title, "")
-	text(&b, left+pw/2, float64(height)-12, "middle", 12, p.XLabel, "")
+	text(&b, left+pw/2, top+ph+38, "middle", 12, p.XLabel, "")
 	text(&b, 16, top+ph/2, "middle", 12, p.YLabel, fmt.Sprintf(` transform="rotate(-90 16 %.1f)"`, top+ph/2))
 
 	// Grid and ticks.
@@ -145,9 +150,33 @@ func (p *Plot) WriteSVG(w io.Writer) error {
 	}
 	b.WriteString("</g>\n")
 
-	// Legend, one entry per distinct label.
+	// Legend below the plot, one entry per distinct label.
+	for _, e := range legend {
+		dash := ""
+		if e.dash {
+			dash = ` stroke-dasharray="6 4"`
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", e.x, e.y, e.x+22, e.y, attr(e.color), dash)
+		text(&b, e.x+28, e.y+4, "start", 11, e.label, "")
+	}
+	b.WriteString("</svg>\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// legendEntry is one legend item and where it goes.
+type legendEntry struct {
+	label, color string
+	dash         bool
+	x, y         float64
+}
+
+// legend lays out one entry per distinct label in rows under a plot area
+// of width pw whose figure (before the legend) is height tall.
+func (p *Plot) legend(left int, height, pw float64) []legendEntry {
+	var es []legendEntry
 	seen := map[string]bool{}
-	ly := float64(top) + 12
+	x, y := float64(left), height+4
 	for i, l := range p.Lines {
 		if l.Label == "" || seen[l.Label] {
 			continue
@@ -157,18 +186,14 @@ func (p *Plot) WriteSVG(w io.Writer) error {
 		if color == "" {
 			color = PaletteColor(i)
 		}
-		lx := left + pw - 250
-		dash := ""
-		if l.Dash {
-			dash = ` stroke-dasharray="6 4"`
+		w := 40 + 6.5*float64(len([]rune(l.Label)))
+		if x > float64(left) && x+w > float64(left)+pw {
+			x, y = float64(left), y+16
 		}
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly, lx+22, ly, attr(color), dash)
-		text(&b, lx+28, ly+4, "start", 11, l.Label, "")
-		ly += 16
+		es = append(es, legendEntry{label: l.Label, color: color, dash: l.Dash, x: x, y: y})
+		x += w
 	}
-	b.WriteString("</svg>\n")
-	_, err := w.Write(b.Bytes())
-	return err
+	return es
 }
 
 // ranges returns the data ranges, padded and made non-empty.

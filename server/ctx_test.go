@@ -164,10 +164,11 @@ func TestInterruptBeforeDone(t *testing.T) {
 	<-replies
 
 	// The next request is not canceled, and Done() was never made.
-	a.startRead(501, ctxInspect)
+	replies = a.startRead(501, ctxInspect)
 	if st := <-fsys.result; st.err != nil || st.closed {
 		t.Errorf("next request: Err() = %v, Done closed %v", st.err, st.closed)
 	}
+	<-replies
 }
 
 // TestInterruptOnlyItsRequest has one worker serve a stream of requests

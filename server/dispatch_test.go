@@ -236,6 +236,65 @@ func TestInitNewerMajor(t *testing.T) {
 	}
 }
 
+// TestInitNewerMajorThenTransport replays the handshake with a newer
+// kernel as the /dev/fuse channel does it, calling InitReplied after every
+// reply marked Init: the reply to the major-8 INIT must not end the
+// handshake, or the transport negotiated by the INIT that follows never
+// starts.
+func TestInitNewerMajorThenTransport(t *testing.T) {
+	tr := &fakeTransport{flags: wire.FUSE_OVER_IO_URING}
+	srv := newServer(t, newUnitFS(), &Options{Transport: tr})
+	w := srv.NewWorker("test")
+	out := make([]byte, srv.ReplyBufferSize())
+	serve := func(msg []byte) Reply {
+		rep := w.HandleDev(msg, out)
+		if rep.Init {
+			srv.InitReplied()
+		}
+		return rep
+	}
+	if rep := serve(initMsg(1, 8, 0, kernelOffer)); rep.Init {
+		t.Errorf("the reply to a major-8 INIT is marked Init: %+v", rep)
+	}
+	select {
+	case <-srv.Initialized():
+		t.Fatalf("Initialized() closed by the reply to a major-8 INIT")
+	default:
+	}
+	if rep := serve(initMsg(2, 7, 45, kernelOffer)); rep.Error != 0 || !rep.Init {
+		t.Fatalf("INIT 7.45: %+v", rep)
+	}
+	if tr.prepare != 1 || tr.start != 1 {
+		t.Errorf("Prepare called %d times, Start %d times; want 1 and 1", tr.prepare, tr.start)
+	}
+	select {
+	case <-srv.Initialized():
+	default:
+		t.Errorf("Initialized() open after the INIT 7.45 reply")
+	}
+}
+
+// TestInitRefusedEndsHandshake: a refused INIT still releases Initialized
+// waiters (the session then finds no negotiation and fails fast) and
+// starts nothing.
+func TestInitRefusedEndsHandshake(t *testing.T) {
+	tr := &fakeTransport{flags: wire.FUSE_OVER_IO_URING}
+	srv := newServer(t, newUnitFS(), &Options{Transport: tr})
+	rep := srv.NewWorker("test").HandleDev(initMsg(1, 7, 11, kernelOffer), make([]byte, srv.ReplyBufferSize()))
+	if !rep.Init || rep.Error != -int32(syscall.EPROTO) {
+		t.Fatalf("INIT 7.11: %+v", rep)
+	}
+	srv.InitReplied()
+	select {
+	case <-srv.Initialized():
+	default:
+		t.Errorf("Initialized() open after a refused INIT")
+	}
+	if srv.Init() != nil || tr.prepare != 0 || tr.start != 0 {
+		t.Errorf("refused INIT: Init() %+v, Prepare %d, Start %d", srv.Init(), tr.prepare, tr.start)
+	}
+}
+
 // TestInitReplySize: kernels before 7.23 read a 24-byte fuse_init_out, and
 // the agreed minor is the smaller of the two.
 func TestInitReplySize(t *testing.T) {

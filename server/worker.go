@@ -46,7 +46,9 @@ type Reply struct {
 	// BATCH_FORGET, INTERRUPT and NOTIFY_REPLY. On a ring they must still
 	// be committed.
 	None bool
-	// Init is set for INIT: call Server.InitReplied once it is written.
+	// Init is set for the reply that ends the INIT handshake (not for
+	// the answer to a newer major, after which the kernel sends INIT
+	// again): call Server.InitReplied once it is written.
 	Init bool
 }
 
@@ -152,6 +154,11 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 		n = 0
 	}
 	r.Len = n
+	if r.Init && r.Error == 0 && w.s.conn.Load() == nil {
+		// Our major in answer to a newer one: the kernel sends INIT
+		// again, and only that INIT ends the handshake.
+		r.Init = false
+	}
 	if w.s.opts.Debug {
 		w.s.log.Printf("%s: unique %d %v node %d: error %d, %d bytes", w.channel, h.Unique, op, h.NodeID, r.Error, r.Len)
 	}

@@ -58,7 +58,7 @@ func runForgetStudy(args []string) error {
 	fs.Usage = func() {
 		var b strings.Builder
 		for _, p := range forgetstudy.Policies() {
-			fmt.Fprintf(&b, "  %-26s %s\n", p.Name(), p.Kind())
+			fmt.Fprintf(&b, "  %-26s %s: %s\n", p.Name(), p.Kind(), forgetstudy.Describe(p))
 		}
 		fmt.Fprintf(fs.Output(), studyUsage, b.String())
 		fs.PrintDefaults()

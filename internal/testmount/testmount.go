@@ -15,6 +15,7 @@ import (
 	"ringfuse/mount"
 	"ringfuse/server"
 	"ringfuse/session"
+	"ringfuse/wire"
 )
 
 // Transports are the channels every transport test runs over.
@@ -55,6 +56,12 @@ func Mount(t testing.TB, fsys ringfuse.FileSystem, opts Options) *session.Sessio
 	s, err := session.Mount(dir, fsys, so)
 	if err != nil {
 		t.Fatalf("mount %s over %s: %v", dir, opts.Transport, err)
+	}
+	if opts.Transport == "uring" {
+		if info := s.Server().Init(); info == nil || info.Flags&wire.FUSE_OVER_IO_URING == 0 {
+			s.Unmount()
+			t.Fatalf("io_uring was not negotiated (is %s Y?)", mount.EnableUringParam)
+		}
 	}
 	t.Cleanup(func() {
 		if err := s.Unmount(); err != nil {
