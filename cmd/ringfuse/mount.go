@@ -40,6 +40,9 @@ Options (-o, comma separated, libfuse style):
                          /sys/module/fuse/parameters/enable_uring = Y)
   io_uring_q_depth=N     ring entries per CPU queue (default 8)
   io_uring_forget        ask a 7.46 kernel to deliver FORGET over the ring
+  io_uring_single_issuer, io_uring_defer_taskrun, io_uring_coop_taskrun,
+  io_uring_sqpoll        io_uring setup flags of the queue rings (for
+                         benchmarks; defer_taskrun implies single_issuer)
   readers=N              /dev/fuse reader threads (default 4)
   fd_cache=N             O_PATH descriptors the passthrough keeps (default 1024)
 
@@ -52,6 +55,7 @@ type config struct {
 	uring      bool
 	uringDepth int
 	uringForgt bool
+	uringSetup []string // io_uring setup flags by option name
 	fdCache    int
 	passthru   bool
 }
@@ -114,6 +118,8 @@ func parseOptions(words []string, source string) (*config, error) {
 			}
 		case "io_uring_forget":
 			c.uringForgt = true
+		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll":
+			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()
 		case "fd_cache":
@@ -125,8 +131,8 @@ func parseOptions(words []string, source string) (*config, error) {
 			return nil, err
 		}
 	}
-	if (c.uringDepth > 0 || c.uringForgt) && !c.uring {
-		return nil, errors.New("io_uring_q_depth and io_uring_forget need -o io_uring")
+	if (c.uringDepth > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
+		return nil, errors.New("the io_uring_* options need -o io_uring")
 	}
 	return c, nil
 }

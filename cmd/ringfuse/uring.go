@@ -4,8 +4,22 @@ import "ringfuse/channel/ring"
 
 // applyUring selects the io_uring transport when -o io_uring was given.
 func applyUring(c *config) error {
-	if c.uring {
-		c.session.Uring = &ring.Options{QueueDepth: c.uringDepth, ForgetCommit: c.uringForgt}
+	if !c.uring {
+		return nil
 	}
+	o := &ring.Options{QueueDepth: c.uringDepth, ForgetCommit: c.uringForgt}
+	for _, f := range c.uringSetup {
+		switch f {
+		case "io_uring_single_issuer":
+			o.SingleIssuer = true
+		case "io_uring_defer_taskrun":
+			o.SingleIssuer, o.DeferTaskrun = true, true
+		case "io_uring_coop_taskrun":
+			o.CoopTaskrun = true
+		case "io_uring_sqpoll":
+			o.SQPoll = true
+		}
+	}
+	c.session.Uring = o
 	return nil
 }
