@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"ringfuse/server"
 	"ringfuse/wire"
@@ -82,9 +83,24 @@ func newReader(s *server.Server, dev Device) *reader {
 		s:   s,
 		dev: dev,
 		w:   s.NewWorker("devfuse"),
-		in:  make([]byte, s.ReadBufferSize()),
-		out: make([]byte, wire.SizeofOutHeader+s.ReplyBufferSize()),
+		// WRITE data follows the two headers, and READ data the out
+		// header: align those offsets to a page, so a filesystem can
+		// hand them to O_DIRECT I/O without a bounce buffer.
+		in:  alignedAfter(s.ReadBufferSize(), wire.SizeofInHeader+wire.SizeofWriteIn),
+		out: alignedAfter(wire.SizeofOutHeader+s.ReplyBufferSize(), wire.SizeofOutHeader),
 	}
+}
+
+// dataAlign is the alignment of request and reply data in the buffers.
+const dataAlign = 4096
+
+// alignedAfter returns an n-byte buffer whose byte at offset hdr is
+// dataAlign-aligned.
+func alignedAfter(n, hdr int) []byte {
+	b := make([]byte, n+dataAlign)
+	addr := uintptr(unsafe.Pointer(&b[0])) + uintptr(hdr)
+	off := int(-addr & (dataAlign - 1))
+	return b[off : off+n : off+n]
 }
 
 func (r *reader) loop() error {
