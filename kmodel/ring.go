@@ -1,0 +1,688 @@
+package kmodel
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"ringfuse/channel/ring"
+	"ringfuse/wire"
+)
+
+// EntryState is the state of a ring entry, as enum fuse_ring_req_state in
+// fs/fuse/dev_uring_i.h.
+type EntryState uint8
+
+// Entry states.
+const (
+	FRRS_INVALID   EntryState = 0
+	FRRS_COMMIT    EntryState = 1 // a commit is being processed
+	FRRS_AVAILABLE EntryState = 2 // its command is parked, waiting for a request
+	FRRS_FUSE_REQ  EntryState = 3 // a request is assigned, not yet copied
+	FRRS_USERSPACE EntryState = 4 // the server has it
+	FRRS_TEARDOWN  EntryState = 5
+	FRRS_RELEASED  EntryState = 6
+	numStates                 = 7
+)
+
+var stateNames = [numStates]string{"INVALID", "COMMIT", "AVAILABLE", "FUSE_REQ", "USERSPACE", "TEARDOWN", "RELEASED"}
+
+func (s EntryState) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("EntryState(%d)", uint8(s))
+}
+
+// kring is struct fuse_ring.
+type kring struct {
+	nrQueues     int
+	maxPayload   int
+	queues       []*kqueue
+	ready        bool
+	forgetCommit bool // the patch's ring->forget_ring_commit
+}
+
+// kqueue is struct fuse_ring_queue.
+type kqueue struct {
+	qid     int
+	ents    []*kent
+	avail   []*kent // ent_avail_queue; the kernel list_move()s to the head and takes the first: LIFO
+	reqs    fifo[*request]
+	fpq     map[uint64]*request
+	stopped bool
+
+	// The model's forget policies.
+	forgets      fifo[wire.ForgetOne] // ForgetBatchOnRing > 0: the queue's forget list
+	forgetBatch  int
+	forgetQueued int // ForgetBatchOnRing == 0: forget requests waiting in reqs
+
+	st queueCounters
+}
+
+// kent is struct fuse_ring_ent.
+type kent struct {
+	q       *kqueue
+	hdr     *wire.UringReqHeader
+	payload []byte
+	state   EntryState
+	owner   *modelRing // ring whose command the entry holds (the task that copies)
+	tag     int        // that command's entry index, reported in its completion
+	req     *request
+}
+
+// sqe is one queued command.
+type sqe struct {
+	op       wire.UringCmd
+	e        *ring.Entry
+	flags    uint64
+	commitID uint64
+	qid      uint16
+}
+
+// modelRing is a ring.QueueRing on the model: one io_uring instance.
+type modelRing struct {
+	c      *Conn
+	qid    int
+	sqCap  int
+	sq     []sqe
+	cq     fifo[ring.Completion]
+	tw     []*kent // task work: entries whose request this ring's task must copy
+	woken  bool
+	closed bool
+	sig    chan struct{}
+}
+
+// Errors of the model's rings.
+var (
+	// ErrRingClosed: a command was queued on a closed ring.
+	ErrRingClosed = errors.New("kmodel: ring closed")
+	// ErrSQFull: more commands were queued than the ring has room for.
+	ErrSQFull = errors.New("kmodel: submission queue full")
+)
+
+// NewRing is a ring.Options.NewRing: it returns a QueueRing for one queue of
+// the ring channel that talks to this model instead of io_uring. Requests
+// are copied into an entry's buffers in the context of the ring that holds
+// the entry's command, inside its SubmitAndWait or Reap, as the kernel
+// copies in the submitter's task.
+func (c *Conn) NewRing(cfg ring.RingConfig) (ring.QueueRing, error) {
+	if cfg.Depth <= 0 {
+		return nil, fmt.Errorf("kmodel: queue depth %d: %w", cfg.Depth, syscall.EINVAL)
+	}
+	return &modelRing{c: c, qid: cfg.Qid, sqCap: cfg.Depth + 2, sig: make(chan struct{}, 1)}, nil
+}
+
+func (r *modelRing) signal() {
+	select {
+	case r.sig <- struct{}{}:
+	default:
+	}
+}
+
+// Register implements ring.QueueRing.
+func (r *modelRing) Register(e *ring.Entry, flags uint64) error {
+	return r.queue(sqe{op: wire.FUSE_IO_URING_CMD_REGISTER, e: e, flags: flags, qid: e.Qid})
+}
+
+// Commit implements ring.QueueRing.
+func (r *modelRing) Commit(e *ring.Entry, commitID uint64) error {
+	return r.queue(sqe{op: wire.FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e: e, commitID: commitID, qid: e.Qid})
+}
+
+func (r *modelRing) queue(s sqe) error {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	if r.closed {
+		return ErrRingClosed
+	}
+	if len(r.sq) >= r.sqCap {
+		return ErrSQFull
+	}
+	r.sq = append(r.sq, s)
+	return nil
+}
+
+// SubmitAndWait implements ring.QueueRing: every queued command is
+// processed as io_uring_enter would, task work runs, and it then blocks
+// until a completion is there or Wake is called.
+func (r *modelRing) SubmitAndWait() error {
+	c := r.c
+	for {
+		c.mu.Lock()
+		if r.closed {
+			c.mu.Unlock()
+			return ErrRingClosed
+		}
+		for i := range r.sq {
+			c.uringCmd(r, r.sq[i])
+			r.sq[i] = sqe{}
+		}
+		r.sq = r.sq[:0]
+		r.runTaskWork()
+		if r.cq.len() > 0 || r.woken {
+			r.woken = false
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		<-r.sig
+	}
+}
+
+// Reap implements ring.QueueRing.
+func (r *modelRing) Reap(dst []ring.Completion) int {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.closed {
+		return 0
+	}
+	r.runTaskWork()
+	n := 0
+	for n < len(dst) && r.cq.len() > 0 {
+		dst[n] = r.cq.pop()
+		n++
+	}
+	return n
+}
+
+// Wake implements ring.QueueRing.
+func (r *modelRing) Wake() error {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	if r.closed {
+		return ErrRingClosed
+	}
+	r.woken = true
+	r.signal()
+	return nil
+}
+
+// Close implements ring.QueueRing. As when an io_uring instance goes away,
+// its parked commands are cancelled (fuse_uring_cancel): its available
+// entries leave the kernel's hands, and requests waiting for its task are
+// stranded (-ECANCELED) until the connection ends.
+func (r *modelRing) Close() error {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if c.ring != nil {
+		for _, q := range c.ring.queues {
+			if q == nil {
+				continue
+			}
+			for _, ent := range q.ents {
+				if ent.owner != r {
+					continue
+				}
+				switch ent.state {
+				case FRRS_AVAILABLE:
+					q.removeAvail(ent)
+					q.setState(ent, FRRS_USERSPACE)
+				case FRRS_FUSE_REQ:
+					q.setState(ent, FRRS_USERSPACE)
+				}
+				ent.owner = nil
+				ent.hdr, ent.payload = nil, nil // the buffers go away with the ring
+			}
+		}
+	}
+	r.tw = nil
+	r.cq.reset()
+	r.sq = nil
+	return nil
+}
+
+// post completes a command of r and reports whether anyone will see it.
+func (r *modelRing) post(tag int, res int32) bool {
+	if r == nil || r.closed {
+		return false
+	}
+	r.cq.push(ring.Completion{Entry: tag, Res: res})
+	r.signal()
+	return true
+}
+
+// runTaskWork copies requests into the entries this ring's task must fill
+// (fuse_uring_send_in_task).
+func (r *modelRing) runTaskWork() {
+	for i := 0; i < len(r.tw); i++ {
+		ent := r.tw[i]
+		r.tw[i] = nil
+		if ent.state == FRRS_FUSE_REQ && ent.owner == r {
+			r.c.deliver(ent)
+		}
+	}
+	r.tw = r.tw[:0]
+}
+
+// uringCmd is fuse_uring_cmd for one command submitted on r.
+func (c *Conn) uringCmd(r *modelRing, s sqe) {
+	tag := -1
+	if s.e != nil {
+		tag = s.e.Index
+	}
+	res := c.uringCmdRes(r, s, tag)
+	if res != cmdParked && r.post(tag, res) {
+		if c.ring != nil && int(s.qid) < len(c.ring.queues) && c.ring.queues[s.qid] != nil {
+			c.ring.queues[s.qid].st.cqes++
+		}
+	}
+}
+
+// cmdParked: the command stays with the kernel (or its completion has been
+// posted already).
+const cmdParked = 1
+
+func (c *Conn) uringCmdRes(r *modelRing, s sqe, tag int) int32 {
+	switch {
+	case !c.uringEnabled() && !c.ioUring:
+		return -int32(syscall.EOPNOTSUPP)
+	case c.aborted:
+		return -int32(syscall.ECONNABORTED)
+	case !c.connected:
+		return -int32(syscall.ENOTCONN)
+	case !c.initialized:
+		return -int32(syscall.EAGAIN)
+	}
+	switch s.op {
+	case wire.FUSE_IO_URING_CMD_REGISTER:
+		if res := c.register(r, s, tag); res != 0 {
+			// Any failed REGISTER drops the ring for the connection
+			// and releases the requests waiting for it.
+			c.ioUring = false
+			c.unblock()
+			return res
+		}
+		return cmdParked
+	case wire.FUSE_IO_URING_CMD_COMMIT_AND_FETCH:
+		return c.commitFetch(r, s, tag)
+	}
+	return -int32(syscall.EINVAL)
+}
+
+// register is fuse_uring_register.
+func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
+	if c.ring == nil {
+		c.ring = &kring{
+			nrQueues:   c.cfg.NrQueues,
+			maxPayload: c.maxPayload(),
+			queues:     make([]*kqueue, c.cfg.NrQueues),
+		}
+	}
+	kr := c.ring
+	qid := int(s.qid)
+	if qid >= kr.nrQueues {
+		return -int32(syscall.EINVAL)
+	}
+	q := kr.queues[qid]
+	if q == nil {
+		q = &kqueue{qid: qid, fpq: make(map[uint64]*request)}
+		q.st.since = time.Now()
+		q.st.last = q.st.since
+		kr.queues[qid] = q
+	}
+	if e := c.faults.RefuseRegister; e != 0 {
+		return -int32(e)
+	}
+	if s.e == nil || s.e.Header == nil {
+		return -int32(syscall.EFAULT)
+	}
+	if len(s.e.Payload) < kr.maxPayload {
+		return -int32(syscall.EINVAL)
+	}
+	ent := &kent{q: q, hdr: s.e.Header, payload: s.e.Payload, owner: r, tag: tag}
+	if c.cfg.Patched && s.flags&wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT != 0 {
+		kr.forgetCommit = true
+	}
+	q.ents = append(q.ents, ent)
+	q.st.states[FRRS_INVALID]++
+	q.makeAvail(ent)
+	if !kr.ready && c.isRingReady(qid) {
+		kr.ready = true
+		close(c.readyCh)
+		c.unblock()
+	}
+	return 0
+}
+
+// isRingReady is is_ring_ready: every queue has an available entry.
+func (c *Conn) isRingReady(current int) bool {
+	for qid, q := range c.ring.queues {
+		if q == nil {
+			return false
+		}
+		if qid != current && len(q.avail) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// commitFetch is fuse_uring_commit_fetch.
+func (c *Conn) commitFetch(r *modelRing, s sqe, tag int) int32 {
+	kr := c.ring
+	if kr == nil {
+		return -int32(syscall.ENOTCONN)
+	}
+	if int(s.qid) >= kr.nrQueues {
+		return -int32(syscall.EINVAL)
+	}
+	q := kr.queues[s.qid]
+	if q == nil || !c.connected || q.stopped {
+		return -int32(syscall.ENOTCONN)
+	}
+	req := q.fpq[s.commitID]
+	if req == nil {
+		q.st.commitErrors++
+		return -int32(syscall.ENOENT)
+	}
+	delete(q.fpq, s.commitID)
+	ent := req.ent
+	if ent.hdr == nil {
+		// The ring that registered the entry is gone, and its buffers
+		// with it.
+		q.st.commitErrors++
+		c.endRing(ent, -int32(syscall.EFAULT), nil)
+		return -int32(syscall.EFAULT)
+	}
+	if ent.state != FRRS_USERSPACE {
+		q.st.commitErrors++
+		c.endRing(ent, -int32(syscall.EIO), nil)
+		return -int32(syscall.EIO)
+	}
+	q.setState(ent, FRRS_COMMIT)
+	ent.owner, ent.tag = r, tag
+	q.st.commits++
+	c.uringCommit(ent, req)
+	c.nextRequest(ent)
+	return cmdParked
+}
+
+// uringCommit is fuse_uring_commit: it validates the reply in ent's
+// buffers and ends the request with it. Errors go to the client, never to
+// the command.
+func (c *Conn) uringCommit(ent *kent, req *request) {
+	q := ent.q
+	oh := *wire.View[wire.OutHeader](ent.hdr.InOut[:])
+	var errno int32
+	var payload []byte
+	switch {
+	case oh.Unique == 0:
+		errno = -int32(syscall.EINVAL) // notifications are not supported on the ring
+	case oh.Error <= -512 || oh.Error > 0:
+		errno = -int32(syscall.EINVAL)
+	case oh.Error != 0:
+		errno = oh.Error
+	case oh.Unique&^1 != req.h.Unique:
+		errno = -int32(syscall.ENOENT)
+	default:
+		psz := int(ent.hdr.RingEnt.PayloadSz)
+		if psz > len(ent.payload) || !outArgsFit(req, psz) {
+			errno = -int32(syscall.EINVAL)
+		} else {
+			payload = ent.payload[:psz]
+		}
+	}
+	if req.forgets != nil {
+		q.st.forgetCommits++
+		if oh.Error != 0 || oh.Unique != req.h.Unique || ent.hdr.RingEnt.PayloadSz != 0 {
+			q.st.forgetBadCommits++
+		}
+		errno, payload = 0, nil // noreply: the result is ignored
+	} else if errno != 0 && (oh.Error == 0 || errno != oh.Error) {
+		q.st.replyErrors++
+	}
+	c.endRing(ent, errno, payload)
+}
+
+// endRing ends the request ent holds, detaching it.
+func (c *Conn) endRing(ent *kent, errno int32, payload []byte) {
+	req := ent.req
+	if req == nil {
+		return
+	}
+	q := ent.q
+	ent.req, req.ent = nil, nil
+	delete(q.fpq, req.h.Unique)
+	if req.forgets != nil {
+		q.holdForget(-1)
+		c.forgetDrained(len(req.forgets))
+	}
+	c.end(req, errno, payload)
+}
+
+// nextRequest is fuse_uring_get_next_fuse_req: ent becomes available and,
+// if a request waits on its queue, takes it at once; the copy happens now,
+// in the committing task.
+func (c *Conn) nextRequest(ent *kent) {
+	q := ent.q
+	q.makeAvail(ent)
+	if req := c.pickNext(q); req != nil {
+		q.removeAvail(ent)
+		c.assign(ent, req)
+		c.deliver(ent)
+	}
+}
+
+// pickNext takes the next request for a queue's entry that came free:
+// with ForgetBatchOnRing > 0, forgets from the queue's forget list under
+// the /dev/fuse 16:8 fairness; otherwise the oldest queued request.
+func (c *Conn) pickNext(q *kqueue) *request {
+	if q.forgets.len() > 0 && c.forgetCapOK(q) {
+		if q.reqs.len() == 0 {
+			return c.forgetMsg(q)
+		}
+		fb := q.forgetBatch
+		q.forgetBatch--
+		if fb > 0 {
+			return c.forgetMsg(q)
+		}
+		if q.forgetBatch <= -8 {
+			q.forgetBatch = 16
+		}
+	}
+	if q.reqs.len() == 0 {
+		return nil
+	}
+	req := q.reqs.pop()
+	if req.forgets != nil {
+		q.forgetQueued--
+	}
+	return req
+}
+
+// assign is fuse_uring_add_req_to_ring_ent: the request is filed in the
+// queue's processing table at once.
+func (c *Conn) assign(ent *kent, req *request) {
+	q := ent.q
+	ent.req, req.ent = req, ent
+	q.setState(ent, FRRS_FUSE_REQ)
+	req.state = reqSent
+	q.fpq[req.h.Unique] = req
+	if req.forgets != nil {
+		q.holdForget(+1)
+	}
+}
+
+// dispatch hands ent, which now holds a request, to the task that must copy
+// it (fuse_uring_dispatch_ent).
+func (c *Conn) dispatch(ent *kent) {
+	r := ent.owner
+	r.tw = append(r.tw, ent)
+	r.signal()
+}
+
+// deliver is fuse_uring_prepare_send + fuse_uring_send: the request is
+// copied into ent's buffers and the entry's command completes with 0.
+func (c *Conn) deliver(ent *kent) {
+	q := ent.q
+	req := ent.req
+	if req == nil || req.state == reqDone {
+		// Ended while waiting for the copy: take the next one.
+		ent.req = nil
+		c.nextRequest(ent)
+		return
+	}
+	h := ent.hdr
+	body := req.msg[wire.SizeofInHeader:]
+	arg, payload := body[:req.argLen], body[req.argLen:]
+	if len(payload) > len(ent.payload) {
+		c.endRing(ent, -int32(syscall.EIO), nil)
+		c.nextRequest(ent)
+		return
+	}
+	in := req.h
+	psz := copy(ent.payload, payload)
+	copy(h.OpIn[:], arg) // the rest of op_in is not cleared
+	if t := c.faults.Truncate; t != nil && req.forgets == nil {
+		if k := t(in.Opcode, in.Unique); k > 0 {
+			if psz >= k {
+				psz -= k
+			} else {
+				in.Len += uint32(k)
+			}
+		}
+	}
+	h.RingEnt = wire.UringEntInOut{CommitID: req.h.Unique, PayloadSz: uint32(psz)}
+	*wire.View[wire.InHeader](h.InOut[:]) = in // written last
+	q.setState(ent, FRRS_USERSPACE)
+	q.st.requests++
+	if ent.owner.post(ent.tag, 0) {
+		q.st.cqes++
+	}
+	if req.forgets != nil {
+		q.st.forgetMsgs++
+		q.st.forgets += uint64(len(req.forgets))
+		for _, f := range req.forgets {
+			c.forgetsDelivered(f)
+		}
+	}
+	if req.interr {
+		c.queueInterrupt(req)
+	}
+}
+
+// taskToQueue is fuse_uring_task_to_queue: the queue of the client's CPU.
+func (c *Conn) taskToQueue(cpu int) *kqueue {
+	kr := c.ring
+	if cpu < 0 || cpu >= kr.nrQueues {
+		cpu = 0 // the kernel WARNs and uses queue 0
+	}
+	return kr.queues[cpu]
+}
+
+// queueRing is fuse_uring_queue_fuse_req.
+func (c *Conn) queueRing(req *request) {
+	q := c.taskToQueue(req.cpu)
+	if q == nil {
+		c.fail(req, syscall.EINVAL)
+		return
+	}
+	c.setUnique(req)
+	req.channel, req.qid = ChannelRing, q.qid
+	if q.stopped {
+		c.fail(req, syscall.ENOTCONN)
+		return
+	}
+	if ent := q.popAvail(); ent != nil {
+		c.assign(ent, req)
+		c.dispatch(ent)
+		return
+	}
+	req.state = reqPending
+	if req.forgets != nil {
+		q.forgetQueued++
+	}
+	q.reqs.push(req)
+}
+
+// ringTeardown is fuse_uring_abort: queued requests end, entries the
+// server holds lose their requests, and parked commands complete with
+// -ENOTCONN. Entries in transient states are torn down at once.
+func (c *Conn) ringTeardown() {
+	for _, q := range c.ring.queues {
+		if q == nil {
+			continue
+		}
+		q.stopped = true
+		for q.reqs.len() > 0 {
+			req := q.reqs.pop()
+			if req.forgets != nil {
+				c.fg.dropped += uint64(len(req.forgets))
+				c.forgetDrained(len(req.forgets))
+			}
+			c.end(req, -int32(syscall.ECONNABORTED), nil)
+		}
+		q.forgetQueued = 0
+		c.fg.dropped += uint64(q.forgets.len())
+		c.forgetDrained(q.forgets.len())
+		q.forgets.reset()
+		for _, ent := range q.ents {
+			switch ent.state {
+			case FRRS_AVAILABLE, FRRS_FUSE_REQ:
+				if ent.req != nil && ent.req.forgets != nil {
+					c.fg.dropped += uint64(len(ent.req.forgets)) // never copied
+				}
+				c.endRing(ent, -int32(syscall.ECONNABORTED), nil)
+				if ent.owner.post(ent.tag, -int32(syscall.ENOTCONN)) {
+					q.st.cqes++
+				}
+			case FRRS_USERSPACE, FRRS_COMMIT:
+				c.endRing(ent, -int32(syscall.ECONNABORTED), nil)
+			default:
+				continue
+			}
+			q.setState(ent, FRRS_RELEASED)
+			ent.owner = nil
+		}
+		q.avail = q.avail[:0]
+		for _, req := range q.fpq {
+			if req.ent != nil {
+				c.endRing(req.ent, -int32(syscall.ECONNABORTED), nil)
+			} else {
+				c.end(req, -int32(syscall.ECONNABORTED), nil)
+			}
+		}
+		clear(q.fpq)
+	}
+}
+
+// makeAvail is fuse_uring_ent_avail.
+func (q *kqueue) makeAvail(ent *kent) {
+	q.setState(ent, FRRS_AVAILABLE)
+	q.avail = append(q.avail, ent)
+}
+
+// popAvail takes the entry made available last.
+func (q *kqueue) popAvail() *kent {
+	n := len(q.avail)
+	if n == 0 {
+		return nil
+	}
+	ent := q.avail[n-1]
+	q.avail[n-1] = nil
+	q.avail = q.avail[:n-1]
+	return ent
+}
+
+func (q *kqueue) removeAvail(ent *kent) {
+	for i, e := range q.avail {
+		if e == ent {
+			q.avail = append(q.avail[:i], q.avail[i+1:]...)
+			return
+		}
+	}
+}
+
+func (q *kqueue) setState(ent *kent, s EntryState) {
+	q.st.states[ent.state]--
+	ent.state = s
+	q.st.states[s]++
+}

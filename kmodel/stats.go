@@ -1,0 +1,133 @@
+package kmodel
+
+import "time"
+
+// Stats is a snapshot of the model's counters.
+type Stats struct {
+	// Ready reports whether the ring is ready.
+	Ready bool
+	// Dev counts the /dev/fuse side.
+	Dev DevStats
+	// Queues has one element per ring queue, in qid order; empty before
+	// the first REGISTER. A queue no entry was registered for has zeros.
+	Queues []QueueStats
+
+	// ForgetsQueued counts forgets queued by evictions; ForgetsDelivered
+	// those the server received (on either channel); ForgetsDropped those
+	// lost at unmount or abort; ForgetsToRing those routed to a ring queue
+	// (a Patched kernel); ForgetsSpilled those sent to /dev/fuse because
+	// of ForgetEntryCap.
+	ForgetsQueued, ForgetsDelivered, ForgetsDropped uint64
+	ForgetsToRing, ForgetsSpilled                   uint64
+	// ForgetsOutstanding counts forgets queued and not yet drained.
+	ForgetsOutstanding int
+	// ForgetListLen is the length of the /dev/fuse forget list.
+	ForgetListLen int
+}
+
+// DevStats count what crossed /dev/fuse.
+type DevStats struct {
+	// Requests counts ordinary requests read (INIT included).
+	Requests uint64
+	// Replies counts replies matched to a request.
+	Replies uint64
+	// WriteErrors counts writes that failed (ENOENT, EINVAL).
+	WriteErrors uint64
+	// Interrupts counts INTERRUPT messages read.
+	Interrupts uint64
+	// ForgetMsgs and BatchForgetMsgs count FORGET and BATCH_FORGET
+	// messages read; Forgets the forgets they carried.
+	ForgetMsgs, BatchForgetMsgs, Forgets uint64
+}
+
+// QueueStats count one ring queue.
+type QueueStats struct {
+	Qid int
+	// Entries counts registered entries; States counts them by state
+	// (indexed by EntryState).
+	Entries int
+	States  [numStates]int
+	// Backlog counts requests waiting for an entry; ForgetBacklog forgets
+	// waiting on the queue's forget list (ForgetBatchOnRing > 0).
+	Backlog, ForgetBacklog int
+
+	// Requests counts requests delivered into entries (forget messages
+	// included); CQEs every completion posted for the queue's entries;
+	// Commits the COMMIT_AND_FETCH commands accepted; CommitErrors those
+	// refused (-ENOENT: unknown commit id, -EIO); ReplyErrors the replies
+	// that failed validation, whose client got an error.
+	Requests, CQEs, Commits, CommitErrors, ReplyErrors uint64
+
+	// ForgetMsgs counts FORGET and BATCH_FORGET messages delivered on the
+	// queue and Forgets the forgets they carried. ForgetCommits counts
+	// their commits, ForgetBadCommits those whose reply was not empty
+	// (error 0, the request's unique, payload_sz 0): the kernel ignores
+	// the reply, but it is a server bug.
+	ForgetMsgs, Forgets, ForgetCommits, ForgetBadCommits uint64
+
+	// ForgetHeld is the number of entries holding a forget message now,
+	// ForgetHeldMax the most at once, ForgetHeldMean the time-weighted mean
+	// since the queue's first REGISTER.
+	ForgetHeld, ForgetHeldMax int
+	ForgetHeldMean            float64
+	// ForgetHeldSeconds is ForgetHeld integrated over time (entry-seconds)
+	// since the queue's first REGISTER: two snapshots give the mean over
+	// the time between them.
+	ForgetHeldSeconds float64
+}
+
+// queueCounters are a queue's counters, under the connection's lock.
+type queueCounters struct {
+	states                          [numStates]int
+	requests, cqes, commits         uint64
+	commitErrors, replyErrors       uint64
+	forgetMsgs, forgets             uint64
+	forgetCommits, forgetBadCommits uint64
+	held, heldMax                   int
+	heldArea                        float64 // entry-seconds
+	since, last                     time.Time
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Conn) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Stats{
+		Ready:              c.ringReady(),
+		Dev:                c.dev,
+		ForgetsQueued:      c.fg.queued,
+		ForgetsDelivered:   c.fg.delivered,
+		ForgetsDropped:     c.fg.dropped,
+		ForgetsToRing:      c.fg.toRing,
+		ForgetsSpilled:     c.fg.spilled,
+		ForgetsOutstanding: c.outstanding,
+		ForgetListLen:      c.forgets.len(),
+	}
+	if c.ring == nil {
+		return st
+	}
+	now := time.Now()
+	st.Queues = make([]QueueStats, len(c.ring.queues))
+	for i, q := range c.ring.queues {
+		qs := &st.Queues[i]
+		qs.Qid = i
+		if q == nil {
+			continue
+		}
+		s := &q.st
+		qs.Entries = len(q.ents)
+		qs.States = s.states
+		qs.Backlog = q.reqs.len()
+		qs.ForgetBacklog = q.forgets.len()
+		qs.Requests, qs.CQEs, qs.Commits = s.requests, s.cqes, s.commits
+		qs.CommitErrors, qs.ReplyErrors = s.commitErrors, s.replyErrors
+		qs.ForgetMsgs, qs.Forgets = s.forgetMsgs, s.forgets
+		qs.ForgetCommits, qs.ForgetBadCommits = s.forgetCommits, s.forgetBadCommits
+		qs.ForgetHeld, qs.ForgetHeldMax = s.held, s.heldMax
+		qs.ForgetHeldSeconds = s.heldArea + float64(s.held)*now.Sub(s.last).Seconds()
+		if span := now.Sub(s.since).Seconds(); span > 0 {
+			qs.ForgetHeldMean = qs.ForgetHeldSeconds / span
+		}
+	}
+	return st
+}
