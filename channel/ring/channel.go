@@ -117,7 +117,10 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 	if depth < 0 {
 		return fmt.Errorf("ring: negative queue depth %d", depth)
 	}
-	nq, err := possibleCPUs()
+	nq, err := c.opts.Queues, error(nil)
+	if nq <= 0 {
+		nq, err = possibleCPUs()
+	}
 	if err != nil {
 		return err
 	}

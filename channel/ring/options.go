@@ -49,6 +49,13 @@ type Options struct {
 	// SQPoll is set.
 	SQThreadIdle time.Duration
 
+	// Queues is the number of queues to serve. Zero means one per
+	// possible CPU, which the real kernel requires: its ring becomes
+	// ready only when every possible CPU's queue has an entry. Other
+	// values only make sense with a NewRing model of a kernel with that
+	// many queues.
+	Queues int
+
 	// NoAffinity skips pinning each queue's thread to its CPU with
 	// sched_setaffinity. Pinning is best effort either way: a CPU outside
 	// the process's allowed set is left alone.
