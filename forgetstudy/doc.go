@@ -38,8 +38,22 @@
 // Drain time runs from the drop_caches write until the live node count is
 // back at the baseline. The kernel's share is approximated twice: by how
 // long the drop_caches write took (eviction is synchronous, forgets are
-// queued as inodes go) and by the last change of the live node count
-// (when forgets stopped arriving).
+// queued as inodes go) and by the first and last change of the live node
+// count (when forgets started and stopped arriving). The kernel prunes
+// dentries before it evicts inodes, so the first forget comes a few hundred
+// milliseconds after the write; besides the fixed windows (first 100 ms,
+// first 1 s, whole storm) the report therefore also cuts reads to the
+// window "while forgets arrive". The live Go heap is also measured after a
+// forced GC, outside the measured windows, with all nodes and after the
+// drain: the difference per forget is the server's heap per node.
+//
+// Another process dropping caches (a concurrent benchmark) would evict the
+// inodes early: a run notices it, looks the files up again and retries the
+// baseline or the storm, up to three times. Other fio processes running
+// during a storm are named in the run's notes.
+//
+// [NativeControl] runs the same lookups, fio job and drop_caches on the
+// backing tree without FUSE: what eviction alone costs the reads.
 //
 // On a kernel without the 7.46 patch forgets never travel on the ring, so
 // the ring policy's CQEs, commits and entries held by forgets are zero:

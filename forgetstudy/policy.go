@@ -51,8 +51,10 @@ var (
 //
 //	func init() { forgetstudy.Register(ringForgets{}) }
 //
-// Fields a model does not produce are left zero (counts) or with N = 0
-// (latency windows); the report prints them as "–".
+// The package holding model policies is linked into the ringfuse command
+// with a blank import in cmd/ringfuse/study.go. Latency windows a model
+// does not produce are left with N = 0 and memory fields at 0; the report
+// prints them as "–". Counts left at 0 print as 0.
 type Policy interface {
 	// Name is the policy's name on the command line and in reports, such
 	// as "devfuse". It is unique in the registry.
@@ -108,6 +110,14 @@ func Register(p Policy) {
 	registry.order = append(registry.order, p.Name())
 }
 
+// unregister removes a policy; tests use it to clean up.
+func unregister(name string) {
+	registry.Lock()
+	defer registry.Unlock()
+	delete(registry.byName, name)
+	registry.order = slices.DeleteFunc(registry.order, func(n string) bool { return n == name })
+}
+
 // Lookup returns the registered policy called name.
 func Lookup(name string) (Policy, error) {
 	registry.Lock()
@@ -142,6 +152,7 @@ func init() {
 	Register(DevFuse())
 	Register(UringForgetsOnDevFuse())
 	Register(UringForgetCommit())
+	Register(NativeControl())
 }
 
 // DefaultPolicies are the policies a study runs when none are named.
@@ -372,9 +383,11 @@ type Result struct {
 	// DropCaches is how long the drop_caches write took (the kernel evicts
 	// synchronously and queues forgets as it goes).
 	DropCaches time.Duration
-	// LastForget is when forgets stopped arriving, relative to the
-	// trigger: the last change of the live node count (1 ms poll).
-	LastForget time.Duration
+	// FirstForget and LastForget are when forgets started and stopped
+	// arriving, relative to the trigger: the first and last change of
+	// the live node count (1 ms poll). The kernel prunes dentries before
+	// it evicts inodes, so the first forget comes well after the write.
+	FirstForget, LastForget time.Duration
 	// Drain is when the live node count first returned to BaseNodes,
 	// relative to the trigger; Drained is false if it did not within
 	// [Params.DrainTimeout] (Drain is then the timeout).
@@ -390,11 +403,22 @@ type Result struct {
 	// it; StormWhole from the trigger to the drain (or to fio's end, if
 	// the drain took longer: see Notes).
 	Baseline, PreStorm, Storm100ms, Storm1s, StormWhole Latency
+	// Forgetting is the reads that completed while forgets arrived, from
+	// FirstForget to LastForget: the window in which forget transport
+	// can compete with reads.
+	Forgetting Latency
 
 	// Memory of this process: just before the trigger, the peak after it,
 	// and at the end of the run.
 	RSSBefore, RSSPeak, RSSAfter    uint64
 	HeapBefore, HeapPeak, HeapAfter uint64
+	// HeapLiveBefore and HeapLiveAfter are the live Go heap right after
+	// a forced GC, taken outside the measured windows: with every inode
+	// instantiated before the storm run starts, and after the drain. Their
+	// difference divided by Forgets is the server's heap per node. (The
+	// sampled heap is what the GC has not reclaimed yet; on a path that
+	// allocates little, no GC runs after the storm.)
+	HeapLiveBefore, HeapLiveAfter uint64
 	// SlabBefore and SlabAfter are the kernel's fuse_inode slab objects
 	// (/proc/slabinfo active_objs) before the trigger and after the
 	// drain; -1 if unreadable.

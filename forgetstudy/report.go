@@ -16,46 +16,53 @@ import (
 
 // Metric keys of a [Summary].
 const (
-	MForgets       = "forgets"
-	MDevMsgs       = "dev_msgs"
-	MSingles       = "forget_singles"
-	MBatchMsgs     = "batch_forget_msgs"
-	MRingMsgs      = "ring_msgs"
-	MMsgsPerForget = "msgs_per_forget"
-	MSysPerForget  = "syscalls_per_forget"
-	MRingOpsPerFgt = "ring_ops_per_forget"
-	MHeldMean      = "entries_held_mean"
-	MHeldMax       = "entries_held_max"
-	MInstantiated  = "instantiated"
-	MInstTime      = "instantiate_ns"
-	MDropCaches    = "drop_caches_ns"
-	MLastForget    = "last_forget_ns"
-	MDrain         = "drain_ns"
-	MForgetsPerSec = "forgets_per_s"
-	MBaseP50       = "baseline_p50_ns"
-	MBaseP99       = "baseline_p99_ns"
-	MPreP50        = "prestorm_p50_ns"
-	MPreP99        = "prestorm_p99_ns"
-	M100P50        = "storm100ms_p50_ns"
-	M100P99        = "storm100ms_p99_ns"
-	M1sP50         = "storm1s_p50_ns"
-	M1sP99         = "storm1s_p99_ns"
-	MWholeP50      = "stormwhole_p50_ns"
-	MWholeP99      = "stormwhole_p99_ns"
-	MBaseIOPS      = "baseline_iops"
-	M100IOPS       = "storm100ms_iops"
-	M1sIOPS        = "storm1s_iops"
-	MWholeIOPS     = "stormwhole_iops"
-	MRSSBefore     = "rss_before"
-	MRSSPeak       = "rss_peak"
-	MRSSAfter      = "rss_after"
-	MHeapBefore    = "heap_before"
-	MHeapPeak      = "heap_peak"
-	MHeapAfter     = "heap_after"
-	MPreNodes      = "nodes_pre"
-	MEndNodes      = "nodes_end"
-	MSlabBefore    = "slab_before"
-	MSlabAfter     = "slab_after"
+	MForgets        = "forgets"
+	MDevMsgs        = "dev_msgs"
+	MSingles        = "forget_singles"
+	MBatchMsgs      = "batch_forget_msgs"
+	MRingMsgs       = "ring_msgs"
+	MMsgsPerForget  = "msgs_per_forget"
+	MSysPerForget   = "syscalls_per_forget"
+	MRingOpsPerFgt  = "ring_ops_per_forget"
+	MHeldMean       = "entries_held_mean"
+	MHeldMax        = "entries_held_max"
+	MInstantiated   = "instantiated"
+	MInstTime       = "instantiate_ns"
+	MDropCaches     = "drop_caches_ns"
+	MFirstForget    = "first_forget_ns"
+	MLastForget     = "last_forget_ns"
+	MFgtP50         = "forgetting_p50_ns"
+	MFgtP99         = "forgetting_p99_ns"
+	MFgtIOPS        = "forgetting_iops"
+	MHeapLiveBefore = "heap_live_before"
+	MHeapLiveAfter  = "heap_live_after"
+	MHeapPerNode    = "heap_bytes_per_node"
+	MDrain          = "drain_ns"
+	MForgetsPerSec  = "forgets_per_s"
+	MBaseP50        = "baseline_p50_ns"
+	MBaseP99        = "baseline_p99_ns"
+	MPreP50         = "prestorm_p50_ns"
+	MPreP99         = "prestorm_p99_ns"
+	M100P50         = "storm100ms_p50_ns"
+	M100P99         = "storm100ms_p99_ns"
+	M1sP50          = "storm1s_p50_ns"
+	M1sP99          = "storm1s_p99_ns"
+	MWholeP50       = "stormwhole_p50_ns"
+	MWholeP99       = "stormwhole_p99_ns"
+	MBaseIOPS       = "baseline_iops"
+	M100IOPS        = "storm100ms_iops"
+	M1sIOPS         = "storm1s_iops"
+	MWholeIOPS      = "stormwhole_iops"
+	MRSSBefore      = "rss_before"
+	MRSSPeak        = "rss_peak"
+	MRSSAfter       = "rss_after"
+	MHeapBefore     = "heap_before"
+	MHeapPeak       = "heap_peak"
+	MHeapAfter      = "heap_after"
+	MPreNodes       = "nodes_pre"
+	MEndNodes       = "nodes_end"
+	MSlabBefore     = "slab_before"
+	MSlabAfter      = "slab_after"
 )
 
 // lat returns the latency percentile as float ns, NaN without data.
@@ -71,6 +78,14 @@ func iops(l Latency) float64 {
 		return math.NaN()
 	}
 	return l.IOPS
+}
+
+// nonZero treats 0 as "not measured".
+func nonZero(n uint64) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return float64(n)
 }
 
 func slab(n int64) float64 {
@@ -96,8 +111,30 @@ var metricFns = map[string]func(r *Result) float64{
 	MInstTime:      func(r *Result) float64 { return float64(r.InstantiateTime) },
 	MDropCaches:    func(r *Result) float64 { return float64(r.DropCaches) },
 	MLastForget:    func(r *Result) float64 { return float64(r.LastForget) },
+	MFirstForget:   func(r *Result) float64 { return float64(r.FirstForget) },
+	MFgtP50:        func(r *Result) float64 { return lat(r.Forgetting, r.Forgetting.P50) },
+	MFgtP99:        func(r *Result) float64 { return lat(r.Forgetting, r.Forgetting.P99) },
+	MFgtIOPS:       func(r *Result) float64 { return iops(r.Forgetting) },
+	MHeapLiveBefore: func(r *Result) float64 {
+		if r.HeapLiveBefore == 0 {
+			return math.NaN()
+		}
+		return float64(r.HeapLiveBefore)
+	},
+	MHeapLiveAfter: func(r *Result) float64 {
+		if r.HeapLiveAfter == 0 {
+			return math.NaN()
+		}
+		return float64(r.HeapLiveAfter)
+	},
+	MHeapPerNode: func(r *Result) float64 {
+		if r.HeapLiveBefore == 0 || r.HeapLiveAfter == 0 || r.Forgets == 0 {
+			return math.NaN()
+		}
+		return (float64(r.HeapLiveBefore) - float64(r.HeapLiveAfter)) / float64(r.Forgets)
+	},
 	MDrain: func(r *Result) float64 {
-		if !r.Drained {
+		if !r.Drained || r.Forgets == 0 {
 			return math.NaN()
 		}
 		return float64(r.Drain)
@@ -122,12 +159,12 @@ var metricFns = map[string]func(r *Result) float64{
 	M100IOPS:    func(r *Result) float64 { return iops(r.Storm100ms) },
 	M1sIOPS:     func(r *Result) float64 { return iops(r.Storm1s) },
 	MWholeIOPS:  func(r *Result) float64 { return iops(r.StormWhole) },
-	MRSSBefore:  func(r *Result) float64 { return float64(r.RSSBefore) },
-	MRSSPeak:    func(r *Result) float64 { return float64(r.RSSPeak) },
-	MRSSAfter:   func(r *Result) float64 { return float64(r.RSSAfter) },
-	MHeapBefore: func(r *Result) float64 { return float64(r.HeapBefore) },
-	MHeapPeak:   func(r *Result) float64 { return float64(r.HeapPeak) },
-	MHeapAfter:  func(r *Result) float64 { return float64(r.HeapAfter) },
+	MRSSBefore:  func(r *Result) float64 { return nonZero(r.RSSBefore) },
+	MRSSPeak:    func(r *Result) float64 { return nonZero(r.RSSPeak) },
+	MRSSAfter:   func(r *Result) float64 { return nonZero(r.RSSAfter) },
+	MHeapBefore: func(r *Result) float64 { return nonZero(r.HeapBefore) },
+	MHeapPeak:   func(r *Result) float64 { return nonZero(r.HeapPeak) },
+	MHeapAfter:  func(r *Result) float64 { return nonZero(r.HeapAfter) },
 	MPreNodes:   func(r *Result) float64 { return float64(r.PreNodes) },
 	MEndNodes:   func(r *Result) float64 { return float64(r.EndNodes) },
 	MSlabBefore: func(r *Result) float64 { return slab(r.SlabBefore) },
@@ -291,7 +328,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		groupThousands(int64(p.Inodes)), p.WorkDir, groupThousands(FilesPerDir), p.Runs, p.QueueDepth)
 	fmt.Fprintf(&b, "- Reads: fio warm-up %v, baseline run %v, storm run %v with `sync; echo 2 > /proc/sys/vm/drop_caches` %v after its first READ reached the server. Storm command: `%s`\n",
 		p.Warmup, p.Baseline, p.Read.Runtime, p.StormDelay, r.Env.FioCommand)
-	fmt.Fprintf(&b, "- Cells: median [min–max] over runs. Latencies are nearest-rank percentiles of fio's per-I/O completion latency (clat log, millisecond timestamps) for reads that completed in the window. Drain: from the drop_caches write until the server's live nodes are back at the pre-instantiation count (1 ms poll). Last forget: the last change of the live node count. Memory is this process (server and study harness), sampled every 10 ms.\n\n")
+	fmt.Fprintf(&b, "- Cells: median [min–max] over runs. Latencies are nearest-rank percentiles of fio's per-I/O completion latency (clat log, millisecond timestamps) for reads that completed in the window. Drain: from the drop_caches write until the server's live nodes are back at the pre-instantiation count (1 ms poll). First/last forget: the first and last change of the live node count; the kernel prunes dentries before it evicts inodes, so forgets start well after the write, and \"while forgets arrive\" is the window in which forget transport can compete with reads. Memory is this process (server and study harness), sampled every 10 ms.\n\n")
 
 	for _, kind := range []string{KindRealKernel, KindModel} {
 		var ks []Summary
@@ -350,24 +387,26 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			rows = append(rows, []string{kind, s.Policy,
 				pair(s, MBaseP50, MBaseP99, fDur), pair(s, MPreP50, MPreP99, fDur),
 				pair(s, M100P50, M100P99, fDur), pair(s, M1sP50, M1sP99, fDur), pair(s, MWholeP50, MWholeP99, fDur),
-				cell(s.Metrics[MBaseIOPS], fCount) + " / " + cell(s.Metrics[M100IOPS], fCount) + " / " + cell(s.Metrics[M1sIOPS], fCount)})
+				pair(s, MFgtP50, MFgtP99, fDur),
+				cell(s.Metrics[MBaseIOPS], fCount) + " / " + cell(s.Metrics[M100IOPS], fCount) + " / " + cell(s.Metrics[M1sIOPS], fCount) + " / " + cell(s.Metrics[MFgtIOPS], fCount)})
 		}
-		table(&b, []string{"kind", "policy", "baseline run", "storm run before trigger", "first 100 ms", "first 1 s", "whole storm", "IOPS baseline / first 100 ms / first 1 s"}, rows)
+		table(&b, []string{"kind", "policy", "baseline run", "storm run before trigger", "first 100 ms", "first 1 s", "whole storm", "while forgets arrive", "IOPS baseline / first 100 ms / first 1 s / while forgets arrive"}, rows)
 
 		fmt.Fprintf(&b, "### Drain and memory\n\n")
 		rows = nil
 		for _, s := range run {
 			drained := fmt.Sprintf("%d/%d", s.DrainedRuns, s.Runs)
 			rows = append(rows, []string{kind, s.Policy,
-				cell(s.Metrics[MDropCaches], fDur), cell(s.Metrics[MLastForget], fDur),
+				cell(s.Metrics[MDropCaches], fDur), cell(s.Metrics[MFirstForget], fDur) + " → " + cell(s.Metrics[MLastForget], fDur),
 				cell(s.Metrics[MDrain], fDur) + " (" + drained + " drained)",
 				cell(s.Metrics[MForgetsPerSec], fCount),
 				triple(s, MRSSBefore, MRSSPeak, MRSSAfter, fMiB),
 				triple(s, MHeapBefore, MHeapPeak, MHeapAfter, fMiB),
+				cell(s.Metrics[MHeapLiveBefore], fMiB) + " → " + cell(s.Metrics[MHeapLiveAfter], fMiB) + " (" + cell(s.Metrics[MHeapPerNode], trimFloat) + " B/node)",
 				cell(s.Metrics[MPreNodes], fCount) + " → " + cell(s.Metrics[MEndNodes], fCount),
 				cell(s.Metrics[MSlabBefore], fCount) + " → " + cell(s.Metrics[MSlabAfter], fCount)})
 		}
-		table(&b, []string{"kind", "policy", "drop_caches write", "last forget", "drain", "forgets/s", "RSS before → peak → after", "Go heap before → peak → after", "live nodes before → after", "fuse_inode slab before → after"}, rows)
+		table(&b, []string{"kind", "policy", "drop_caches write", "first → last forget", "drain", "forgets/s", "RSS before → peak → after", "Go heap objects before → peak → after", "live heap after GC: all nodes → drained", "live nodes before → after", "fuse_inode slab before → after"}, rows)
 
 		fmt.Fprintf(&b, "### Forgets per message (messages, summed over runs)\n\n")
 		head := []string{"forgets per message"}
@@ -443,9 +482,9 @@ func (r *Report) writeComparison(b *bytes.Buffer, run []Summary) {
 			return trimFloat(a/c) + "×"
 		}
 		rows = append(rows, []string{s.Kind, s.Policy, ratioCell(MMsgsPerForget), ratioCell(MDrain),
-			ratioCell(MBaseP99), ratioCell(M100P99), ratioCell(M1sP99), ratioCell(MWholeP99), ratioCell(MRSSPeak)})
+			ratioCell(MBaseP99), ratioCell(M100P99), ratioCell(M1sP99), ratioCell(MWholeP99), ratioCell(MFgtP99), ratioCell(MRSSPeak)})
 	}
-	table(b, []string{"kind", "policy", "msgs/forget", "drain", "baseline p99", "p99 first 100 ms", "p99 first 1 s", "p99 whole storm", "peak RSS"}, rows)
+	table(b, []string{"kind", "policy", "msgs/forget", "drain", "baseline p99", "p99 first 100 ms", "p99 first 1 s", "p99 whole storm", "p99 while forgets arrive", "peak RSS"}, rows)
 }
 
 // JSONDoc is what results.json holds.

@@ -45,9 +45,10 @@ type sampler struct {
 	done chan struct{}
 
 	// Owned by the loop until done is closed.
-	samples    []rawSample
-	nodePts    []NodePoint // T holds Unix ns until the caller rebases it
-	lastChange int64       // Unix ns of the last live-count change after the trigger
+	samples     []rawSample
+	nodePts     []NodePoint // T holds Unix ns until the caller rebases it
+	firstChange int64       // Unix ns of the first live-count change after the trigger
+	lastChange  int64       // Unix ns of the last one
 
 	status *procStatus
 	heapM  []metrics.Sample
@@ -103,6 +104,9 @@ func (s *sampler) loop() {
 				s.nodePts = append(s.nodePts, NodePoint{T: time.Duration(trig), Nodes: prev})
 			}
 			if n != prev {
+				if s.firstChange == 0 {
+					s.firstChange = now
+				}
 				s.lastChange = now
 				s.nodePts = append(s.nodePts, NodePoint{T: time.Duration(now), Nodes: n})
 			}

@@ -146,7 +146,11 @@ func (p *Plot) WriteSVG(w io.Writer) error {
 		x := sx(m.X)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="2 3"/>`+"\n", x, top, x, top+ph, attr(color))
 		// Stagger the labels so that close marks stay readable.
-		text(&b, x+4, float64(top+14+14*i), "start", 11, m.Label, fmt.Sprintf(` fill="%s"`, attr(color)))
+		lx, anchor := x+4, "start"
+		if lx+6.5*float64(len([]rune(m.Label))) > left+pw {
+			lx, anchor = x-4, "end" // keep the label inside the figure
+		}
+		text(&b, lx, float64(top+14+14*i), anchor, 11, m.Label, fmt.Sprintf(` fill="%s"`, attr(color)))
 	}
 	b.WriteString("</g>\n")
 

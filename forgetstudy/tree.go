@@ -170,14 +170,18 @@ func instantiate(ctx context.Context, mnt string, n, workers int) error {
 
 // fuseInodeSlab returns the active fuse_inode objects from /proc/slabinfo,
 // or -1 if it cannot be read.
-func fuseInodeSlab() int64 {
+func fuseInodeSlab() int64 { return slabActive("fuse_inode") }
+
+// slabActive returns the active objects of the named slab cache from
+// /proc/slabinfo, or -1 if it cannot be read.
+func slabActive(name string) int64 {
 	b, err := os.ReadFile("/proc/slabinfo")
 	if err != nil {
 		return -1
 	}
 	for line := range bytes.SplitSeq(b, []byte("\n")) {
 		f := strings.Fields(string(line))
-		if len(f) > 2 && f[0] == "fuse_inode" {
+		if len(f) > 2 && f[0] == name {
 			n, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
 				return -1
@@ -186,4 +190,35 @@ func fuseInodeSlab() int64 {
 		}
 	}
 	return -1
+}
+
+// otherFio returns the pids of fio processes other than mine and its
+// children (fio forks one process per job): another benchmark on the
+// machine, competing for the CPUs.
+func otherFio(mine int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == mine {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "fio" {
+			continue
+		}
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			// "pid (comm) state ppid ...": comm may hold spaces.
+			if i := bytes.LastIndexByte(st, ')'); i >= 0 {
+				if f := strings.Fields(string(st[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(mine) {
+					continue
+				}
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
 }

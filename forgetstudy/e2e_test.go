@@ -1,0 +1,116 @@
+package forgetstudy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ringfuse/mount"
+)
+
+// TestEndToEnd runs a small study on the real kernel: 5,000 inodes, one
+// run per policy, short fio runs. It checks that every policy's row is in
+// the report and that the server's live nodes returned to the baseline.
+func TestEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the study mounts with mount(2) and writes drop_caches")
+	}
+	if _, err := exec.LookPath("fio"); err != nil {
+		t.Skip("needs fio in PATH (apt-get install fio)")
+	}
+	names := []string{NameDevFuse, NameUringForgetsOnDevFuse, NameNative}
+	uringOn := false
+	if b, err := os.ReadFile(mount.EnableUringParam); err == nil && strings.TrimSpace(string(b)) == "Y" {
+		uringOn = true
+	}
+	t.Logf("kernel enable_uring=%v", uringOn)
+	pols, err := PoliciesByName(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	p := Params{
+		Inodes:       5000,
+		Runs:         1,
+		WorkDir:      work,
+		Warmup:       200 * time.Millisecond,
+		Baseline:     500 * time.Millisecond,
+		StormDelay:   300 * time.Millisecond,
+		DrainTimeout: 20 * time.Second,
+		Read:         ReadJob{Runtime: 1500 * time.Millisecond},
+		Logf:         t.Logf,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, p, pols)
+	if ok, _ := mount.IsMounted(filepath.Join(work, "mnt")); ok {
+		_ = mount.ForceUnmount(filepath.Join(work, "mnt"), 0)
+		t.Error("the study left its mount behind")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range rep.Runs {
+		if rr.Policy == NameUringForgetsOnDevFuse && !uringOn {
+			if rr.Skipped == "" {
+				t.Errorf("%s ran with enable_uring off", rr.Policy)
+			}
+			continue
+		}
+		r := rr.Result
+		if r == nil {
+			t.Errorf("%s: no result (skipped: %q, error: %q)", rr.Policy, rr.Skipped, rr.Err)
+			continue
+		}
+		if !strings.Contains(md.String(), "| real kernel | "+rr.Policy+" | 1 |") {
+			t.Errorf("report has no row for %s:\n%s", rr.Policy, md.String())
+		}
+		if rr.Policy == NameNative {
+			if r.Forgets != 0 || r.Baseline.N == 0 || r.Storm1s.N == 0 {
+				t.Errorf("native control: %d forgets, %d baseline reads, %d storm reads", r.Forgets, r.Baseline.N, r.Storm1s.N)
+			}
+			continue
+		}
+		if r.Instantiated < 5000 {
+			t.Errorf("%s: instantiated %d inodes, want at least 5000", rr.Policy, r.Instantiated)
+		}
+		if !r.Drained || r.EndNodes > r.BaseNodes {
+			t.Errorf("%s: live nodes did not return to the baseline %d: %d at the end (drained %v)", rr.Policy, r.BaseNodes, r.EndNodes, r.Drained)
+		}
+		if r.Forgets < uint64(r.Instantiated) {
+			t.Errorf("%s: %d forgets for %d instantiated inodes", rr.Policy, r.Forgets, r.Instantiated)
+		}
+		if r.DevForgetMsgs == 0 || r.DevForgetMsgs != r.SingleForgets+r.BatchForgets || r.Batches.Total() != r.Messages() {
+			t.Errorf("%s: forget messages %d = %d FORGET + %d BATCH_FORGET, histogram total %d", rr.Policy, r.DevForgetMsgs, r.SingleForgets, r.BatchForgets, r.Batches.Total())
+		}
+		if r.RingForgetMsgs != 0 {
+			t.Logf("%s: %d forget messages on the ring: this kernel has the 7.46 patch", rr.Policy, r.RingForgetMsgs)
+		}
+		if r.Baseline.N == 0 || r.StormWhole.N == 0 || len(r.Series) == 0 || len(r.LatSeries) == 0 {
+			t.Errorf("%s: missing measurements: baseline %d reads, storm %d reads, %d samples, %d windows",
+				rr.Policy, r.Baseline.N, r.StormWhole.N, len(r.Series), len(r.LatSeries))
+		}
+	}
+	out := t.TempDir()
+	if err := rep.WriteDir(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"report.md", "results.json", PlotLiveNodes, PlotRSS, PlotReadP99} {
+		b, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".svg") {
+			svgDoc(t, b)
+		}
+	}
+}
