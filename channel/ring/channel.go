@@ -128,31 +128,35 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 	// max_write, max_pages * PAGE_SIZE); a shorter payload buffer is
 	// refused at REGISTER.
 	payload := max(wire.FUSE_MIN_READ_BUFFER, int(info.MaxWrite), int(info.MaxPages)*pageSize)
-	hdrArea := roundUp(depth*headerStride, pageSize)
+	hdrArea := roundUp(max(depth/max(c.opts.Threads, 1), 1)*headerStride, pageSize)
 	stride := roundUp(payload, pageSize)
 	conn := wire.Conn{Minor: info.Minor}
 
-	ready := make(chan error, nq)
+	threads := max(c.opts.Threads, 1)
+	per := max(depth/threads, 1)
+	ready := make(chan error, nq*threads)
 	for qid := range nq {
-		mem, err := mapAnon(hdrArea + depth*stride)
-		if err != nil {
-			return err
+		for range threads {
+			mem, err := mapAnon(hdrArea + per*stride)
+			if err != nil {
+				return err
+			}
+			c.mem = append(c.mem, mem)
+			q := newQueue(c, s, qid, per, conn)
+			for i := range q.ents {
+				e := &q.ents[i]
+				e.Qid, e.Index = uint16(qid), i
+				e.Header = (*wire.UringReqHeader)(unsafe.Pointer(&mem[i*headerStride]))
+				off := hdrArea + i*stride
+				e.Payload = mem[off : off+payload : off+payload]
+			}
+			c.queues = append(c.queues, q)
+			c.wg.Add(1)
+			go q.run(ready)
 		}
-		c.mem = append(c.mem, mem)
-		q := newQueue(c, s, qid, depth, conn)
-		for i := range q.ents {
-			e := &q.ents[i]
-			e.Qid, e.Index = uint16(qid), i
-			e.Header = (*wire.UringReqHeader)(unsafe.Pointer(&mem[i*headerStride]))
-			off := hdrArea + i*stride
-			e.Payload = mem[off : off+payload : off+payload]
-		}
-		c.queues = append(c.queues, q)
-		c.wg.Add(1)
-		go q.run(ready)
 	}
 	var errs []error
-	for range nq {
+	for range nq * threads {
 		if err := <-ready; err != nil {
 			errs = append(errs, err)
 		}

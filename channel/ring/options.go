@@ -49,6 +49,13 @@ type Options struct {
 	// SQPoll is set.
 	SQThreadIdle time.Duration
 
+	// Threads is the number of threads, each with its own ring and its
+	// share of the entries, that serve one queue. Zero means one. The
+	// kernel may hand a queue's requests to any of its entries, so more
+	// threads let requests from one CPU that block (a deep O_DIRECT
+	// queue) be served in parallel without a hand-off between threads.
+	Threads int
+
 	// Queues is the number of queues to serve. Zero means one per
 	// possible CPU, which the real kernel requires: its ring becomes
 	// ready only when every possible CPU's queue has an entry. Other

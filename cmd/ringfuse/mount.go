@@ -39,10 +39,12 @@ Options (-o, comma separated, libfuse style):
   io_uring               serve over FUSE-over-io_uring (needs
                          /sys/module/fuse/parameters/enable_uring = Y)
   io_uring_q_depth=N     ring entries per CPU queue (default 8)
+  io_uring_threads=N     threads (each with its own ring) per CPU queue (default 1)
   io_uring_forget        ask a 7.46 kernel to deliver FORGET over the ring
   io_uring_single_issuer, io_uring_defer_taskrun, io_uring_coop_taskrun,
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
+  io_uring_no_affinity   do not pin each queue's thread to its CPU
   readers=N              /dev/fuse reader threads (default 4)
   fd_cache=N             O_PATH descriptors the passthrough keeps (default 1024)
 
@@ -51,13 +53,14 @@ Flags:
 
 // config is everything the mount command was asked for.
 type config struct {
-	session    session.Options
-	uring      bool
-	uringDepth int
-	uringForgt bool
-	uringSetup []string // io_uring setup flags by option name
-	fdCache    int
-	passthru   bool
+	session      session.Options
+	uring        bool
+	uringDepth   int
+	uringForgt   bool
+	uringThreads int
+	uringSetup   []string // io_uring setup flags by option name
+	fdCache      int
+	passthru     bool
 }
 
 // parseOptions turns -o words into a config.
@@ -116,9 +119,11 @@ func parseOptions(words []string, source string) (*config, error) {
 			if err == nil && c.uringDepth == 0 {
 				err = fmt.Errorf("option %s: the depth must be at least 1", w)
 			}
+		case "io_uring_threads":
+			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
-		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll":
+		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()
@@ -131,7 +136,7 @@ func parseOptions(words []string, source string) (*config, error) {
 			return nil, err
 		}
 	}
-	if (c.uringDepth > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
+	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
 		return nil, errors.New("the io_uring_* options need -o io_uring")
 	}
 	return c, nil

@@ -7,7 +7,7 @@ func applyUring(c *config) error {
 	if !c.uring {
 		return nil
 	}
-	o := &ring.Options{QueueDepth: c.uringDepth, ForgetCommit: c.uringForgt}
+	o := &ring.Options{QueueDepth: c.uringDepth, Threads: c.uringThreads, ForgetCommit: c.uringForgt}
 	for _, f := range c.uringSetup {
 		switch f {
 		case "io_uring_single_issuer":
@@ -18,6 +18,8 @@ func applyUring(c *config) error {
 			o.CoopTaskrun = true
 		case "io_uring_sqpoll":
 			o.SQPoll = true
+		case "io_uring_no_affinity":
+			o.NoAffinity = true
 		}
 	}
 	c.session.Uring = o
