@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"ringfuse/forgetstudy"
+	// The model policies (model-devfuse, model-patch-v3,
+	// model-batched-entry, model-entry-cap, model-batched-capped):
+	// -policies model runs them, -policies all runs them too.
+	"ringfuse/forgetstudy/model"
 )
 
 const studyUsage = `Usage: ringfuse forget-study [flags]
@@ -32,7 +36,8 @@ disturb it (the report notes it). Writes report.md, results.json and
 live-nodes.svg, rss.svg, read-p99.svg into -out; progress goes to
 standard error.
 
-Policies (-policies, comma separated):
+Policies (-policies, comma separated; "all" runs every policy below,
+"model" the model policies alone, which need neither root nor fio):
 %s
 Flags:
 `
@@ -73,7 +78,17 @@ func runForgetStudy(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("forget-study: unexpected arguments %q", fs.Args())
 	}
-	pols, err := forgetstudy.PoliciesByName(strings.Split(*policies, ","))
+	names := strings.Split(*policies, ",")
+	switch *policies {
+	case "all":
+		names = nil
+		for _, p := range forgetstudy.Policies() {
+			names = append(names, p.Name())
+		}
+	case "model":
+		names = model.Names
+	}
+	pols, err := forgetstudy.PoliciesByName(names)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,109 @@
+package model
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"ringfuse/forgetstudy"
+)
+
+// TestModelPolicies runs every model policy once with a small storm and
+// checks the accounting and each policy's defining property.
+func TestModelPolicies(t *testing.T) {
+	const inodes = 3000
+	for _, pol := range Policies() {
+		t.Run(pol.Name(), func(t *testing.T) {
+			g0 := runtime.NumGoroutine()
+			p := forgetstudy.Params{
+				Inodes:       inodes,
+				QueueDepth:   8,
+				Baseline:     100 * time.Millisecond,
+				StormDelay:   50 * time.Millisecond,
+				DrainTimeout: 30 * time.Second,
+				Logf:         t.Logf,
+			}.WithDefaults()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r, err := pol.Run(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: forgets %d, dev msgs %d (%d+%d), ring msgs %d, CQEs %d, commits %d, held mean %.2f max %.0f, drain %v, reads p99 %v, notes %q",
+				pol.Name(), r.Forgets, r.DevForgetMsgs, r.SingleForgets, r.BatchForgets, r.RingForgetMsgs, r.RingCQEs, r.RingCommits, r.EntriesHeldMean, r.EntriesHeldMax, r.Drain, r.StormWhole.P99, r.Notes)
+			if r.Instantiated != inodes || r.Forgets != inodes || r.ForgetUnknown != 0 {
+				t.Errorf("instantiated %d, forgets %d (%d unknown), want %d", r.Instantiated, r.Forgets, r.ForgetUnknown, inodes)
+			}
+			// The model's own count: every eviction queued one forget and
+			// every queued forget was delivered (Run notes a mismatch).
+			for _, n := range r.Notes {
+				if strings.HasPrefix(n, "model queued") {
+					t.Error(n)
+				}
+			}
+			if r.RingForgets > inodes || (r.RingForgets < inodes && r.DevForgetMsgs == 0) {
+				t.Errorf("%d forgets on the ring, %d /dev/fuse messages, for %d forgets", r.RingForgets, r.DevForgetMsgs, inodes)
+			}
+			if !r.Drained || r.EndNodes != r.BaseNodes {
+				t.Errorf("drained %v, end nodes %d, base %d", r.Drained, r.EndNodes, r.BaseNodes)
+			}
+			if live := r.EndNodes - r.BaseNodes; live != 0 {
+				t.Errorf("%d storm nodes still live", live)
+			}
+			if r.Baseline.N == 0 || r.StormWhole.N == 0 {
+				t.Errorf("reads: baseline %d, storm %d", r.Baseline.N, r.StormWhole.N)
+			}
+			if r.Batches.Total() != r.Messages() {
+				t.Errorf("histogram counts %d messages, transport %d", r.Batches.Total(), r.Messages())
+			}
+			switch pol.Name() {
+			case NameDevFuse:
+				if r.RingForgetMsgs != 0 || r.DevForgetMsgs == 0 || r.EntriesHeldMax != 0 {
+					t.Errorf("devfuse: ring msgs %d, dev msgs %d, held %v", r.RingForgetMsgs, r.DevForgetMsgs, r.EntriesHeldMax)
+				}
+			case NamePatchV3:
+				if r.RingCommits != inodes || r.RingForgetMsgs != inodes || r.RingCQEs != inodes || r.DevForgetMsgs != 0 {
+					t.Errorf("patch v3: %d commits, %d ring msgs, %d CQEs, %d dev msgs for %d forgets", r.RingCommits, r.RingForgetMsgs, r.RingCQEs, r.DevForgetMsgs, inodes)
+				}
+			case NameBatchedEntry:
+				if r.RingCommits >= inodes || r.RingCommits != r.RingForgetMsgs || r.RingForgets != inodes {
+					t.Errorf("batched: %d commits, %d msgs, %d ring forgets for %d forgets", r.RingCommits, r.RingForgetMsgs, r.RingForgets, inodes)
+				}
+			case NameBatchedCap:
+				if r.EntriesHeldMax > EntryCap || r.RingCommits >= inodes || r.RingForgets != inodes {
+					t.Errorf("batched+cap: %v entries held, %d commits, %d ring forgets", r.EntriesHeldMax, r.RingCommits, r.RingForgets)
+				}
+			case NameEntryCap:
+				if r.EntriesHeldMax > EntryCap {
+					t.Errorf("entry cap: %v entries held, cap %d", r.EntriesHeldMax, EntryCap)
+				}
+				if r.RingCommits != r.RingForgetMsgs {
+					t.Errorf("entry cap: %d commits for %d ring msgs", r.RingCommits, r.RingForgetMsgs)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > g0 {
+				t.Errorf("%d goroutines after the run, %d before", n, g0)
+			}
+		})
+	}
+}
+
+// TestRegistered checks that the policies are in the study's registry as
+// model policies.
+func TestRegistered(t *testing.T) {
+	for _, n := range Names {
+		p, err := forgetstudy.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Kind() != forgetstudy.KindModel {
+			t.Errorf("%s: kind %q", n, p.Kind())
+		}
+	}
+}
