@@ -31,27 +31,14 @@ type queue struct {
 	// forgets collects the forgets that arrived on the ring during one
 	// completion batch; they are applied after the batch, once their
 	// entries' empty commits are queued.
-	forgets  []wire.ForgetOne
-	scratch  wire.Request // forget decoding
-	live     int          // entries not dead
-	backoff  bool         // a REGISTER came back -EAGAIN in this batch
-	parallel bool         // this batch may hand blocking requests to the pool
-	refused  bool         // a REGISTER refusal was logged
+	forgets []wire.ForgetOne
+	scratch wire.Request // forget decoding
+	live    int          // entries not dead
+	backoff bool         // a REGISTER came back -EAGAIN in this batch
+	refused bool         // a REGISTER refusal was logged
 
 	mu     sync.Mutex // orders wake against close
 	closed bool
-
-	// Requests that may block (READ, WRITE, FSYNC...) go to a pool of
-	// goroutines when more than one is in flight, so that one CPU's
-	// queue serves a deep client queue in parallel, as several
-	// /dev/fuse readers would. The pool hands finished entries back
-	// through done; only the queue goroutine commits.
-	async    chan *Entry
-	pool     sync.WaitGroup
-	inflight int // entries with the pool (queue goroutine only)
-	doneMu   sync.Mutex
-	done     []int
-	drained  []int
 
 	stats queueStats
 }
@@ -91,7 +78,6 @@ func (q *queue) run(ready chan<- error) {
 	q.ring = r
 	q.mu.Unlock()
 	q.w = q.s.NewWorker("uring")
-	q.startPool(len(q.ents))
 	ready <- nil
 
 	select {
@@ -99,10 +85,6 @@ func (q *queue) run(ready chan<- error) {
 		q.loop()
 	case <-q.c.stop:
 	}
-	// The pool writes into entries and wakes the ring: it must be gone
-	// before the ring closes and the buffers are unmapped.
-	close(q.async)
-	q.pool.Wait()
 
 	q.mu.Lock()
 	q.closed = true
@@ -139,11 +121,9 @@ func (q *queue) loop() {
 		}
 		n := q.ring.Reap(q.cqes)
 		q.stats.cqes.Add(uint64(n))
-		q.parallel = n > 1 || q.inflight > 0
 		for _, c := range q.cqes[:n] {
 			q.complete(c, flags)
 		}
-		q.commitDone()
 		if len(q.forgets) > 0 {
 			q.w.ApplyForgets(q.forgets)
 			q.forgets = q.forgets[:0]
@@ -264,72 +244,7 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
-	if q.parallel && mayBlock(in.Opcode) {
-		e.state, e.commitID = entryAsync, commitID
-		q.inflight++
-		q.async <- e
-		return
-	}
-	q.handle(q.w, e)
-	q.commit(e, commitID)
-}
-
-// mayBlock reports whether an opcode's handler may wait on I/O long enough
-// to be worth running off the queue's thread.
-func mayBlock(op wire.Opcode) bool {
-	switch op {
-	case wire.FUSE_READ, wire.FUSE_WRITE, wire.FUSE_FSYNC, wire.FUSE_FSYNCDIR,
-		wire.FUSE_FALLOCATE, wire.FUSE_COPY_FILE_RANGE, wire.FUSE_COPY_FILE_RANGE_64,
-		wire.FUSE_SETLKW, wire.FUSE_FLUSH, wire.FUSE_RELEASE, wire.FUSE_CREATE:
-		return true
-	}
-	return false
-}
-
-// startPool starts the goroutines that serve blocking requests of this
-// queue. Each has its own worker; the entries they get are theirs until
-// they hand them back.
-func (q *queue) startPool(n int) {
-	q.async = make(chan *Entry, len(q.ents))
-	n = min(max(n, 1), 16)
-	for range n {
-		w := q.s.NewWorker("uring")
-		q.pool.Add(1)
-		go func() {
-			defer q.pool.Done()
-			for e := range q.async {
-				q.handle(w, e)
-				q.doneMu.Lock()
-				first := len(q.done) == 0
-				q.done = append(q.done, e.Index)
-				q.doneMu.Unlock()
-				if first {
-					_ = q.ring.Wake()
-				}
-			}
-		}()
-	}
-}
-
-// commitDone queues the commits of the entries the pool has finished.
-func (q *queue) commitDone() {
-	q.doneMu.Lock()
-	q.drained, q.done = q.done, q.drained[:0]
-	q.doneMu.Unlock()
-	for _, i := range q.drained {
-		e := &q.ents[i]
-		q.inflight--
-		q.commit(e, e.commitID)
-	}
-}
-
-// handle serves the request in e with w and writes the reply into e.
-func (q *queue) handle(w *server.Worker, e *Entry) {
-	h := e.Header
-	commitID := h.RingEnt.CommitID
-	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
-	out := (*wire.OutHeader)(unsafe.Pointer(&h.InOut[0]))
-	rep := w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
+	rep := q.w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
 	n := rep.Len
 	switch {
 	case rep.None:
@@ -344,6 +259,7 @@ func (q *queue) handle(w *server.Worker, e *Entry) {
 		*out = wire.OutHeader{Len: uint32(wire.SizeofOutHeader + n), Unique: rep.Unique}
 	}
 	h.RingEnt.PayloadSz = uint32(n)
+	q.commit(e, commitID)
 }
 
 // takeForgets copies the forgets of a FORGET or BATCH_FORGET delivered on

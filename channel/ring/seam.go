@@ -37,7 +37,6 @@ const (
 	entryIdle     entryState = iota // not handed to the kernel yet
 	entryRegister                   // REGISTER in flight
 	entryCommit                     // COMMIT_AND_FETCH in flight
-	entryAsync                      // being served by the queue's pool
 	entryDead                       // ended by the kernel, refused or stranded
 )
 
