@@ -18,6 +18,7 @@ import (
 	"ringfuse/channel/ring"
 	"ringfuse/fs/hello"
 	"ringfuse/fs/passthrough"
+	"ringfuse/internal/testmount"
 	"ringfuse/mount"
 	"ringfuse/server"
 	"ringfuse/session"
@@ -26,42 +27,6 @@ import (
 // Session tests of the io_uring channel on the real kernel: fallback when
 // the kernel does not offer the ring, unmount and abort with requests in
 // flight, and leaks. Clients use raw blocking unix calls.
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lockUringParam serializes with tests, in any process, that turn
-// enable_uring off (they take the lock exclusively).
-func lockUringParam(t testing.TB, exclusive bool) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "ringfuse-enable_uring.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
 
 func countFDs(t testing.TB) int {
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -147,7 +112,7 @@ func hammer(n int, path string, stop <-chan struct{}, calls *atomic.Int64) *sync
 	return &wg
 }
 
-func uringOptions(lb *logBuffer) *session.Options {
+func uringOptions(lb *testmount.LogBuffer) *session.Options {
 	return &session.Options{
 		Server: server.Options{AttrTimeout: -1, EntryTimeout: -1, ErrorLog: log.New(lb, "", 0)},
 		Uring:  &ring.Options{},
@@ -161,7 +126,7 @@ func helloFS() *hello.FS { return &hello.FS{Name: "greeting", Data: []byte("hell
 // /dev/fuse.
 func TestUringDisabled(t *testing.T) {
 	needRoot(t)
-	lockUringParam(t, true)
+	testmount.LockUringParam(t, true)
 	old, err := os.ReadFile(mount.EnableUringParam)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +140,7 @@ func TestUringDisabled(t *testing.T) {
 		}
 	})
 	lc := startLeakCheck(t)
-	lb := &logBuffer{}
+	lb := &testmount.LogBuffer{}
 	dir := t.TempDir()
 	s, err := session.Mount(dir, helloFS(), uringOptions(lb))
 	if err != nil {
@@ -205,10 +170,10 @@ func TestUringDisabled(t *testing.T) {
 // statting: nothing hangs and nothing is left.
 func TestUringUnmountInFlight(t *testing.T) {
 	needRoot(t)
-	lockUringParam(t, false)
+	testmount.LockUringParam(t, false)
 	for round := range 3 {
 		lc := startLeakCheck(t)
-		lb := &logBuffer{}
+		lb := &testmount.LogBuffer{}
 		dir := t.TempDir()
 		s, err := session.Mount(dir, helloFS(), uringOptions(lb))
 		if err != nil {
@@ -250,7 +215,7 @@ func TestUringUnmountInFlight(t *testing.T) {
 // session ends, the ring with it, and the callers get errors.
 func TestUringAbort(t *testing.T) {
 	needRoot(t)
-	lockUringParam(t, false)
+	testmount.LockUringParam(t, false)
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "data"), bytes.Repeat([]byte("x"), 1<<20), 0o644); err != nil {
 		t.Fatal(err)
@@ -260,7 +225,7 @@ func TestUringAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	lc := startLeakCheck(t)
-	lb := &logBuffer{}
+	lb := &testmount.LogBuffer{}
 	dir := t.TempDir()
 	s, err := session.Mount(dir, pfs, uringOptions(lb))
 	if err != nil {
@@ -341,11 +306,11 @@ func TestUringAbort(t *testing.T) {
 // the process ends with as many goroutines and descriptors as it started.
 func TestUringLeaks(t *testing.T) {
 	needRoot(t)
-	lockUringParam(t, false)
+	testmount.LockUringParam(t, false)
 	lc := startLeakCheck(t)
 	var last *session.Session
 	for range 3 {
-		lb := &logBuffer{}
+		lb := &testmount.LogBuffer{}
 		dir := t.TempDir()
 		s, err := session.Mount(dir, helloFS(), uringOptions(lb))
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"ringfuse/channel/ring"
 	"ringfuse/fs/hello"
 	"ringfuse/fs/passthrough"
+	"ringfuse/internal/testmount"
 	"ringfuse/mount"
 	"ringfuse/server"
 	"ringfuse/session"
@@ -28,59 +29,22 @@ import (
 // Go's netpoller, never a raw syscall that would hold a P while the server
 // needs it).
 
-// logBuffer collects the server's log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lockUringParam serializes with tests, in any process, that turn
-// enable_uring off: they hold the lock exclusively.
-func lockUringParam(t testing.TB, exclusive bool) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "ringfuse-enable_uring.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
-
 // mountT mounts fsys with the ring channel under a temporary directory. Its
 // cleanup unmounts, and fails the test if the mount, a goroutine or a
 // descriptor is left behind.
-func mountT(t testing.TB, fsys ringfuse.FileSystem, so session.Options) (*session.Session, *logBuffer) {
+func mountT(t testing.TB, fsys ringfuse.FileSystem, so session.Options) (*session.Session, *testmount.LogBuffer) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: ringfuse mounts with mount(2)")
 	}
-	lockUringParam(t, false)
+	testmount.LockUringParam(t, false)
 	if on, err := mount.UringEnabled(); err != nil || !on {
 		t.Fatalf("FUSE over io_uring is off (%v, %v): echo Y > %s", on, err, mount.EnableUringParam)
 	}
 	if so.Uring == nil {
 		so.Uring = &ring.Options{}
 	}
-	lb := &logBuffer{}
+	lb := &testmount.LogBuffer{}
 	so.Server.ErrorLog = log.New(lb, "", 0)
 	dir := t.TempDir()
 	goroutines, fds := runtime.NumGoroutine(), countFDs(t)
@@ -435,7 +399,7 @@ func BenchmarkStat(b *testing.B) {
 			if os.Geteuid() != 0 {
 				b.Skip("needs root")
 			}
-			lockUringParam(b, false)
+			testmount.LockUringParam(b, false)
 			dir := b.TempDir()
 			s, err := session.Mount(dir, helloFS(), &session.Options{Server: noCache, Uring: c.uring})
 			if err != nil {

@@ -4,10 +4,12 @@
 package testmount
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	"ringfuse/server"
 	"ringfuse/session"
 	"ringfuse/wire"
+
+	"golang.org/x/sys/unix"
 )
 
 // Transports are the channels every transport test runs over.
@@ -111,4 +115,43 @@ func CountFDs(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(ents) - 1 // the directory being read
+}
+
+// LogBuffer collects a server's log (server.Options.ErrorLog) for a test
+// to inspect; it is safe for concurrent use.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// LockUringParam serializes tests, in any process, around the
+// enable_uring parameter: a test that turns it off holds the lock
+// exclusively, tests that need the ring hold it shared.
+func LockUringParam(t testing.TB, exclusive bool) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "ringfuse-enable_uring.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
