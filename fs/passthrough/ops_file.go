@@ -261,20 +261,23 @@ func (fs *FS) withNode(rn ringfuse.Node, f func(fd int) syscall.Errno) syscall.E
 	return f(p.fd)
 }
 
+// withTarget runs f on the open file fh when the kernel sent one that is
+// still open, and otherwise on n's descriptor.
+func (fs *FS) withTarget(n ringfuse.Node, fh uint64, hasFh bool, f func(fd int) syscall.Errno) syscall.Errno {
+	if hasFh {
+		e := fs.withFile(fh, func(of *openFile) syscall.Errno { return f(of.fd) })
+		if e != syscall.EBADF {
+			return e
+		}
+	}
+	return fs.withNode(n, f)
+}
+
 // GetAttr returns n's attributes, from the open file when the kernel sent
 // a handle.
 func (fs *FS) GetAttr(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool, out *ringfuse.AttrOut) syscall.Errno {
 	var st unix.Stat_t
-	stat := func(fd int) syscall.Errno { return fstatFd(fd, &st) }
-	var e syscall.Errno
-	if hasFh {
-		e = fs.withFile(fh, func(of *openFile) syscall.Errno { return stat(of.fd) })
-		if e == syscall.EBADF {
-			e = fs.withNode(n, stat)
-		}
-	} else {
-		e = fs.withNode(n, stat)
-	}
+	e := fs.withTarget(n, fh, hasFh, func(fd int) syscall.Errno { return fstatFd(fd, &st) })
 	if e == 0 {
 		fillAttr(&out.Attr, &st)
 	}
@@ -289,16 +292,7 @@ func (fs *FS) Statx(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool,
 	do := func(fd int) syscall.Errno {
 		return errnoOf(unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW|sync, int(mask), &stx))
 	}
-	var e syscall.Errno
-	if hasFh {
-		e = fs.withFile(fh, func(of *openFile) syscall.Errno { return do(of.fd) })
-		if e == syscall.EBADF {
-			e = fs.withNode(n, do)
-		}
-	} else {
-		e = fs.withNode(n, do)
-	}
-	if e != 0 {
+	if e := fs.withTarget(n, fh, hasFh, do); e != 0 {
 		return e
 	}
 	st := &out.Stat
