@@ -49,7 +49,9 @@ type Channel struct {
 	startOnce sync.Once
 	stop      chan struct{}
 	stopping  atomic.Bool
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // queue goroutines
+	exited    chan struct{}  // closed once every queue goroutine has returned
+	guardWG   sync.WaitGroup // the starvation guard (Options.SchedIdle)
 	done      chan struct{}
 }
 
@@ -60,10 +62,11 @@ var _ server.Transport = (*Channel)(nil)
 // nil opts means the zero [Options]. The channel does not own fd.
 func New(fd int, opts *Options) *Channel {
 	c := &Channel{
-		fd:    fd,
-		start: make(chan struct{}),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		fd:     fd,
+		start:  make(chan struct{}),
+		stop:   make(chan struct{}),
+		exited: make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	if opts != nil {
 		c.opts = *opts
@@ -98,8 +101,13 @@ func (c *Channel) Prepare(s *server.Server, info *server.InitInfo) (uint64, erro
 		close(c.done)
 		return 0, err
 	}
+	if c.opts.SchedIdle {
+		c.startGuard()
+	}
 	go func() {
 		c.wg.Wait()
+		close(c.exited)
+		c.guardWG.Wait()
 		c.unmapAll()
 		close(c.done)
 	}()

@@ -128,23 +128,31 @@ func (k *kernelRing) Commit(e *Entry, commitID uint64) error {
 // when a signal interrupts it).
 func (k *kernelRing) SubmitAndWait() error {
 	if k.armWaker {
+		// Arming resets the eventfd: a Wake between the caller's last
+		// look at its work and this reset would be lost, so submit
+		// without waiting and let the caller look again.
 		if err := k.r.ArmWaker(k.waker, wakeTag); err != nil {
 			return err
 		}
 		k.armWaker = false
+		_, err := k.r.Submit()
+		return err
 	}
 	_, err := k.r.SubmitAndWait(1)
 	return err
 }
 
 // Reap implements [QueueRing]. The waker's CQE is consumed here and its
-// poll re-armed for the next SubmitAndWait.
+// poll re-armed at once, before the caller looks at the work it was woken
+// for: a Wake after Reap then always ends the next SubmitAndWait.
 func (k *kernelRing) Reap(dst []Completion) int {
 	n := k.r.ReapCQEs(k.cqes[:min(len(dst), len(k.cqes))])
 	j := 0
 	for _, c := range k.cqes[:n] {
 		if c.UserData == wakeTag {
-			k.armWaker = true
+			if k.r.ArmWaker(k.waker, wakeTag) != nil {
+				k.armWaker = true // no free SQE: arm at the next submit
+			}
 			continue
 		}
 		dst[j] = Completion{Entry: int(c.UserData), Res: c.Res}

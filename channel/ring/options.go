@@ -49,6 +49,13 @@ type Options struct {
 	// SQPoll is set.
 	SQThreadIdle time.Duration
 
+	// SchedIdle runs each queue thread in the SCHED_IDLE scheduling class,
+	// so that a client woken by its answer stays on the queue's CPU
+	// instead of moving to an idle one (see idle.go). A guard puts a
+	// thread that waits for its CPU for more than 2 ms of a 10 ms period
+	// back in the normal class for a second.
+	SchedIdle bool
+
 	// Threads is the number of threads, each with its own ring and its
 	// share of the entries, that serve one queue. Zero means one. The
 	// kernel may hand a queue's requests to any of its entries, so more

@@ -22,6 +22,7 @@ type queue struct {
 	c    *Channel
 	s    *server.Server
 	qid  int
+	tid  int // the OS thread the queue goroutine is locked to
 	conn wire.Conn
 	ring QueueRing
 	w    *server.Worker
@@ -31,14 +32,28 @@ type queue struct {
 	// forgets collects the forgets that arrived on the ring during one
 	// completion batch; they are applied after the batch, once their
 	// entries' empty commits are queued.
-	forgets []wire.ForgetOne
-	scratch wire.Request // forget decoding
-	live    int          // entries not dead
-	backoff bool         // a REGISTER came back -EAGAIN in this batch
-	refused bool         // a REGISTER refusal was logged
+	forgets  []wire.ForgetOne
+	scratch  wire.Request // forget decoding
+	live     int          // entries not dead
+	backoff  bool         // a REGISTER came back -EAGAIN in this batch
+	parallel bool         // this batch may hand requests to the pool
+	refused  bool         // a REGISTER refusal was logged
 
 	mu     sync.Mutex // orders wake against close
 	closed bool
+
+	// The kernel sends every request of a CPU to that CPU's queue and
+	// never to another, so a client that keeps many requests in flight
+	// would be served one at a time. When more than one request is
+	// pending, requests that may wait on I/O go to a pool of goroutines
+	// (any CPU); the pool hands finished entries back through done, and
+	// only the queue goroutine talks to the ring.
+	async    chan *Entry
+	pool     sync.WaitGroup
+	inflight int // entries with the pool (queue goroutine only)
+	doneMu   sync.Mutex
+	done     []int
+	drained  []int
 
 	stats queueStats
 }
@@ -69,6 +84,12 @@ func (q *queue) run(ready chan<- error) {
 	if !q.c.opts.NoAffinity {
 		_ = pinToCPU(q.qid) // best effort: the CPU may be outside our cpuset
 	}
+	q.tid = unix.Gettid()
+	if q.c.opts.SchedIdle {
+		if err := setSchedIdle(0, true); err != nil {
+			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)
+		}
+	}
 	r, err := q.c.newRing(RingConfig{Fd: q.c.fd, Qid: q.qid, Depth: len(q.ents), Options: &q.c.opts})
 	if err != nil {
 		ready <- fmt.Errorf("ring: queue %d: %w", q.qid, err)
@@ -78,6 +99,7 @@ func (q *queue) run(ready chan<- error) {
 	q.ring = r
 	q.mu.Unlock()
 	q.w = q.s.NewWorker("uring")
+	q.startPool()
 	ready <- nil
 
 	select {
@@ -85,6 +107,10 @@ func (q *queue) run(ready chan<- error) {
 		q.loop()
 	case <-q.c.stop:
 	}
+	// The pool writes into entries and wakes the ring: it must be gone
+	// before the ring closes and the buffers are unmapped.
+	close(q.async)
+	q.pool.Wait()
 
 	q.mu.Lock()
 	q.closed = true
@@ -121,9 +147,11 @@ func (q *queue) loop() {
 		}
 		n := q.ring.Reap(q.cqes)
 		q.stats.cqes.Add(uint64(n))
+		q.parallel = n > 1 || q.inflight > 0
 		for _, c := range q.cqes[:n] {
 			q.complete(c, flags)
 		}
+		q.commitDone()
 		if len(q.forgets) > 0 {
 			q.w.ApplyForgets(q.forgets)
 			q.forgets = q.forgets[:0]
@@ -244,7 +272,79 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
-	rep := q.w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
+	if q.parallel && mayBlock(in.Opcode) {
+		e.state, e.commitID = entryAsync, commitID
+		q.inflight++
+		q.stats.pooled.Add(1)
+		q.async <- e
+		return
+	}
+	q.handle(q.w, e)
+	q.commit(e, commitID)
+}
+
+// mayBlock reports whether an opcode's handler may wait on I/O long enough
+// to be worth a hand-off to the pool.
+func mayBlock(op wire.Opcode) bool {
+	switch op {
+	case wire.FUSE_READ, wire.FUSE_WRITE, wire.FUSE_FSYNC, wire.FUSE_FSYNCDIR,
+		wire.FUSE_FALLOCATE, wire.FUSE_COPY_FILE_RANGE, wire.FUSE_COPY_FILE_RANGE_64,
+		wire.FUSE_LSEEK, wire.FUSE_SETLKW, wire.FUSE_FLUSH, wire.FUSE_RELEASE,
+		wire.FUSE_CREATE, wire.FUSE_OPEN, wire.FUSE_READDIR, wire.FUSE_READDIRPLUS:
+		return true
+	}
+	return false
+}
+
+// poolSize bounds the goroutines per queue: as many as entries, since each
+// may block, but not more than enough to keep a deep device queue busy.
+const poolSize = 16
+
+// startPool starts the goroutines that serve the requests handed off by
+// this queue. Each has its own worker; an entry it gets is its own until it
+// hands it back.
+func (q *queue) startPool() {
+	q.async = make(chan *Entry, len(q.ents))
+	for range min(max(len(q.ents), 1), poolSize) {
+		w := q.s.NewWorker("uring")
+		q.pool.Add(1)
+		go func() {
+			defer q.pool.Done()
+			for e := range q.async {
+				q.handle(w, e)
+				q.doneMu.Lock()
+				first := len(q.done) == 0
+				q.done = append(q.done, e.Index)
+				q.doneMu.Unlock()
+				if first {
+					// Later hand-backs ride on this wake: the
+					// queue takes the whole list at once.
+					_ = q.ring.Wake()
+				}
+			}
+		}()
+	}
+}
+
+// commitDone queues the commits of the entries the pool has finished.
+func (q *queue) commitDone() {
+	q.doneMu.Lock()
+	q.drained, q.done = q.done, q.drained[:0]
+	q.doneMu.Unlock()
+	for _, i := range q.drained {
+		e := &q.ents[i]
+		q.inflight--
+		q.commit(e, e.commitID)
+	}
+}
+
+// handle serves the request in e with w and writes the reply into e.
+func (q *queue) handle(w *server.Worker, e *Entry) {
+	h := e.Header
+	commitID := h.RingEnt.CommitID
+	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
+	out := (*wire.OutHeader)(unsafe.Pointer(&h.InOut[0]))
+	rep := w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
 	n := rep.Len
 	switch {
 	case rep.None:
@@ -259,7 +359,6 @@ func (q *queue) serve(e *Entry) {
 		*out = wire.OutHeader{Len: uint32(wire.SizeofOutHeader + n), Unique: rep.Unique}
 	}
 	h.RingEnt.PayloadSz = uint32(n)
-	q.commit(e, commitID)
 }
 
 // takeForgets copies the forgets of a FORGET or BATCH_FORGET delivered on

@@ -37,6 +37,7 @@ const (
 	entryIdle     entryState = iota // not handed to the kernel yet
 	entryRegister                   // REGISTER in flight
 	entryCommit                     // COMMIT_AND_FETCH in flight
+	entryAsync                      // being served by the queue's pool
 	entryDead                       // ended by the kernel, refused or stranded
 )
 
@@ -96,13 +97,13 @@ type QueueRing interface {
 	SubmitAndWait() error
 
 	// Reap moves up to len(dst) completions into dst and returns how many.
-	// It does not block, make system calls or allocate. Wake-ups are not
-	// completions.
+	// It does not block or allocate. Wake-ups are not completions.
 	Reap(dst []Completion) int
 
 	// Wake makes a SubmitAndWait blocked on another goroutine return soon.
-	// It is safe to call from any goroutine; the channel never calls it
-	// after Close.
+	// A Wake is never lost: one made after a Reap ends the next
+	// SubmitAndWait even if it comes before that call. It is safe to call
+	// from any goroutine; the channel never calls it after Close.
 	Wake() error
 
 	// Close releases the ring. Commands still with the kernel are

@@ -35,6 +35,12 @@ type Stats struct {
 	// ForgetErrors counts forget messages on the ring that could not be
 	// decoded; they are committed and dropped.
 	ForgetErrors uint64
+	// Pooled counts requests a queue handed to its pool because more than
+	// one was pending; the rest were served on the queue's own thread.
+	Pooled uint64
+	// Demotions counts the times the starvation guard moved an idle-class
+	// queue thread (Options.SchedIdle) back to the normal class.
+	Demotions uint64
 	// QueueCommits counts Commits per queue, indexed by qid: which CPUs'
 	// requests the ring carried.
 	QueueCommits []uint64
@@ -45,7 +51,8 @@ type Stats struct {
 type queueStats struct {
 	registered, registerFailures, dead, stranded atomic.Uint64
 	commits, cqes, enters, retries               atomic.Uint64
-	forgets, forgetMsgs, forgetErrors            atomic.Uint64
+	forgets, forgetMsgs, forgetErrors, pooled    atomic.Uint64
+	demotions                                    atomic.Uint64
 	_                                            [64]byte // keep queues' counters off each other's cache lines
 }
 
@@ -72,6 +79,8 @@ func (c *Channel) Stats() Stats {
 		st.Forgets += s.forgets.Load()
 		st.ForgetMsgs += s.forgetMsgs.Load()
 		st.ForgetErrors += s.forgetErrors.Load()
+		st.Pooled += s.pooled.Load()
+		st.Demotions += s.demotions.Load()
 	}
 	return st
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +18,7 @@ import (
 	"ringfuse/session"
 )
 
-const mountUsage = `Usage: ringfuse mount [-o OPTIONS] [--stats] [--debug] SOURCE MOUNTPOINT
+const mountUsage = `Usage: ringfuse mount [-o OPTIONS] [--stats] [--debug] [--cpuprofile FILE] SOURCE MOUNTPOINT
 
 Serves the directory SOURCE at MOUNTPOINT in the foreground. SIGINT or
 SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
@@ -45,6 +46,8 @@ Options (-o, comma separated, libfuse style):
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
   io_uring_no_affinity   do not pin each queue's thread to its CPU
+  io_uring_sched_idle    run queue threads in the SCHED_IDLE class (with a
+                         starvation guard) so clients stay on their CPU
   readers=N              /dev/fuse reader threads (default 4)
   fd_cache=N             O_PATH descriptors the passthrough keeps (default 1024)
 
@@ -123,7 +126,7 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
-		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity":
+		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()
@@ -155,6 +158,7 @@ func runMount(args []string) error {
 	})
 	stats := fl.Bool("stats", false, "print statistics when unmounted")
 	debug := fl.Bool("debug", false, "log every request to standard error")
+	cpuprofile := fl.String("cpuprofile", "", "write a Go CPU profile of the daemon to `file` while mounted")
 	if err := fl.Parse(reorder(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -192,6 +196,14 @@ func runMount(args []string) error {
 	}
 	defer fsys.Close()
 
+	if *cpuprofile != "" {
+		stop, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	s, err := session.Mount(mnt, fsys, &cfg.session)
@@ -202,22 +214,19 @@ func runMount(args []string) error {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
-				st := s.Server().Stats()
-				st.WriteTo(os.Stderr)
+				printStats(s)
 				continue
 			}
 			uerr := s.Unmount()
 			if *stats {
-				st := s.Server().Stats()
-				st.WriteTo(os.Stderr)
+				printStats(s)
 			}
 			return uerr
 		case <-s.Done():
 			// Unmounted from outside (umount, fusectl abort).
 			err := s.Unmount()
 			if *stats {
-				st := s.Server().Stats()
-				st.WriteTo(os.Stderr)
+				printStats(s)
 			}
 			if serr := s.Err(); serr != nil {
 				return serr
@@ -225,6 +234,16 @@ func runMount(args []string) error {
 			return err
 		}
 	}
+}
+
+// takesValue reports whether flag a, written without "=", consumes the next
+// argument.
+func takesValue(a string) bool {
+	switch strings.TrimLeft(a, "-") {
+	case "o", "cpuprofile":
+		return true
+	}
+	return false
 }
 
 // reorder moves flags after the positional arguments to the front, so
@@ -237,7 +256,7 @@ func reorder(args []string) []string {
 		case a == "--":
 			pos = append(pos, args[i+1:]...)
 			return append(flags, pos...)
-		case a == "-o" && i+1 < len(args):
+		case takesValue(a) && i+1 < len(args):
 			flags = append(flags, a, args[i+1])
 			i++
 		case strings.HasPrefix(a, "-"):
@@ -247,4 +266,35 @@ func reorder(args []string) []string {
 		}
 	}
 	return append(flags, pos...)
+}
+
+// startCPUProfile starts Go's CPU profiler writing to path and returns the
+// function that stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "ringfuse: cpuprofile: %v\n", err)
+		}
+	}, nil
+}
+
+// printStats writes the server's statistics, and the io_uring channel's if
+// it serves, to standard error.
+func printStats(s *session.Session) {
+	st := s.Server().Stats()
+	st.WriteTo(os.Stderr)
+	if r := s.Ring(); r != nil && r.Err() == nil {
+		rs := r.Stats()
+		fmt.Fprintf(os.Stderr, "io_uring: %d queues of depth %d; %d commits (per queue %v), %d served on the pool, %d enters, %d retries, %d stranded, %d starvation demotions\n",
+			rs.Queues, rs.Depth, rs.Commits, rs.QueueCommits, rs.Pooled, rs.Enters, rs.Retries, rs.Stranded, rs.Demotions)
+	}
 }

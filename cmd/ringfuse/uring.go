@@ -20,6 +20,8 @@ func applyUring(c *config) error {
 			o.SQPoll = true
 		case "io_uring_no_affinity":
 			o.NoAffinity = true
+		case "io_uring_sched_idle":
+			o.SchedIdle = true
 		}
 	}
 	c.session.Uring = o
