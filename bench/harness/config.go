@@ -66,6 +66,7 @@ type ConfigParams struct {
 }
 
 // BuiltinConfigs lists the names accepted by [BuildConfigs], in report order.
+// Any uring-qdN is accepted, and uring-qdN-idle adds io_uring_sched_idle.
 var BuiltinConfigs = []string{"native", "devfuse", "uring-qd1", "uring-qd8", "uring-qd32", "gofuse"}
 
 // BuildConfigs returns the named built-in configurations. extra holds
@@ -102,11 +103,18 @@ func builtinConfig(name string, p ConfigParams) (Config, error) {
 	case name == "devfuse":
 		return ringfuseConfig(name, p, nil)
 	case strings.HasPrefix(name, "uring-qd"):
-		qd, err := strconv.Atoi(strings.TrimPrefix(name, "uring-qd"))
+		// uring-qdN, or uring-qdN-idle for queue threads in the
+		// SCHED_IDLE class.
+		depth, idle := strings.CutSuffix(strings.TrimPrefix(name, "uring-qd"), "-idle")
+		qd, err := strconv.Atoi(depth)
 		if err != nil || qd <= 0 {
 			return Config{}, fmt.Errorf("config %s: bad queue depth", name)
 		}
-		return ringfuseConfig(name, p, []string{"io_uring", "io_uring_q_depth=" + strconv.Itoa(qd)})
+		words := []string{"io_uring", "io_uring_q_depth=" + strconv.Itoa(qd)}
+		if idle {
+			words = append(words, "io_uring_sched_idle")
+		}
+		return ringfuseConfig(name, p, words)
 	case name == "gofuse":
 		return gofuseConfig(p)
 	}

@@ -44,7 +44,7 @@ func TestBuildConfigs(t *testing.T) {
 		Opts:           []string{"entry_timeout=1", "attr_timeout=0.5", "allow_other"},
 	}
 	hp := Config{Name: "hp", Argv: []string{"/opt/hp", "{src}", "{mnt}"}}
-	cfgs, err := BuildConfigs([]string{"native", "devfuse", "uring-qd32", "gofuse", "hp", "native"}, p, []Config{hp})
+	cfgs, err := BuildConfigs([]string{"native", "devfuse", "uring-qd32", "uring-qd8-idle", "gofuse", "hp", "native"}, p, []Config{hp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestBuildConfigs(t *testing.T) {
 	for _, c := range cfgs {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"native", "devfuse", "uring-qd32", "gofuse", "hp"}) {
+	if !slices.Equal(names, []string{"native", "devfuse", "uring-qd32", "uring-qd8-idle", "gofuse", "hp"}) {
 		t.Fatalf("names = %v", names)
 	}
 	if !cfgs[0].Native() || cfgs[1].Native() {
@@ -60,10 +60,11 @@ func TestBuildConfigs(t *testing.T) {
 	}
 	opts := "entry_timeout=1,attr_timeout=0.5,allow_other,nopassthrough"
 	want := map[string][]string{
-		"devfuse":    {rf, "mount", "--stats", "-o", opts, "/s", "/m"},
-		"uring-qd32": {rf, "mount", "--stats", "-o", opts + ",io_uring,io_uring_q_depth=32", "/s", "/m"},
-		"gofuse":     {gf, "-async-dio", "-entry-timeout=1s", "-attr-timeout=500ms", "-allow-other", "/s", "/m"},
-		"hp":         {"/opt/hp", "/s", "/m"},
+		"devfuse":        {rf, "mount", "--stats", "-o", opts, "/s", "/m"},
+		"uring-qd32":     {rf, "mount", "--stats", "-o", opts + ",io_uring,io_uring_q_depth=32", "/s", "/m"},
+		"uring-qd8-idle": {rf, "mount", "--stats", "-o", opts + ",io_uring,io_uring_q_depth=8,io_uring_sched_idle", "/s", "/m"},
+		"gofuse":         {gf, "-async-dio", "-entry-timeout=1s", "-attr-timeout=500ms", "-allow-other", "/s", "/m"},
+		"hp":             {"/opt/hp", "/s", "/m"},
 	}
 	for _, c := range cfgs[1:] {
 		if got := c.Expand("/s", "/m"); !slices.Equal(got, want[c.Name]) {

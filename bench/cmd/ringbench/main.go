@@ -49,7 +49,7 @@ func main() {
 func run() error {
 	p := harness.DefaultParams()
 	var (
-		configs      = flag.String("configs", strings.Join(harness.BuiltinConfigs, ","), "comma-separated configurations: "+strings.Join(harness.BuiltinConfigs, ", ")+", or names given with -config")
+		configs      = flag.String("configs", strings.Join(harness.BuiltinConfigs, ","), "comma-separated configurations: "+strings.Join(harness.BuiltinConfigs, ", ")+" (any uring-qdN, and uring-qdN-idle for io_uring_sched_idle), or names given with -config")
 		workloads    = flag.String("workloads", "all", "comma-separated workloads: "+strings.Join(harness.WorkloadNames(), ", ")+"; or the groups all, fio, fsmark, stat")
 		runs         = flag.Int("runs", 3, "runs per (config, workload)")
 		mountOpts    = flag.String("o", "entry_timeout=1,attr_timeout=1", "comma-separated -o words every FUSE configuration gets")
