@@ -18,6 +18,24 @@
 //	err := devfuse.Serve(srv, devfuse.FD(conn.Fd()), nil) // INIT, forgets, unmount
 //	ch.Stop()
 //
+// # Deep queues and the pool
+//
+// The kernel never moves a request to another CPU's queue, so a client that
+// keeps many requests in flight from one CPU would be served one request at
+// a time. When a completion batch holds more than one request, or some are
+// still out, a queue hands data and lock-wait requests (READ, WRITE, FSYNC,
+// FALLOCATE, COPY_FILE_RANGE, SETLKW) to a pool of goroutines, which run on
+// any CPU; the pool hands finished entries back and wakes the queue, which
+// alone submits their commits. A serial client is always served inline.
+//
+// # Scheduling class
+//
+// With [Options.SchedIdle] the queue threads run as SCHED_IDLE, so that a
+// client woken by its answer stays on the queue's CPU rather than moving to
+// an idle CPU and back on every request; a starvation guard lifts a queue
+// thread that waits for its CPU back into the normal class for a while.
+// See idle.go for the reasoning.
+//
 // The /dev/fuse channel keeps running next to the ring: in Linux 6.18 INIT,
 // requests sent before the ring is ready, FORGET/BATCH_FORGET, INTERRUPT and
 // unmount detection all still use /dev/fuse. Forgets that arrive on the ring

@@ -25,7 +25,8 @@ SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
 Needs root: ringfuse mounts with mount(2).
 
 Options (-o, comma separated, libfuse style):
-  allow_other            let other users use the mount
+  allow_other            let other users use the mount (implies
+                         default_permissions: the daemon acts as root)
   default_permissions    let the kernel check file modes
   ro                     read-only mount
   fsname=NAME            source shown in /proc/mounts (default: SOURCE)
@@ -73,6 +74,13 @@ func parseOptions(words []string, source string) (*config, error) {
 		return nil, err
 	}
 	c := &config{}
+	// The passthrough acts with the daemon's (root's) credentials and
+	// leaves permission checks to the kernel: with allow_other but without
+	// default_permissions, any user could read, write and chown anything in
+	// SOURCE. So allow_other always brings default_permissions.
+	if mo.AllowOther {
+		mo.DefaultPermissions = true
+	}
 	c.session.Mount = mo
 	if c.session.Mount.FSName == "" {
 		c.session.Mount.FSName = source
