@@ -272,3 +272,12 @@ type (
 		Destroy()
 	}
 )
+
+// KernelChecked is implemented by filesystems that check no permissions of
+// their own and rely on the kernel's mode checks (default_permissions),
+// typically because the daemon acts with its own, privileged, credentials.
+// session.Mount turns DefaultPermissions on for them whenever AllowOther is
+// set: otherwise every user of the mount would act with the daemon's rights.
+type KernelChecked interface {
+	KernelChecksPermissions() bool
+}

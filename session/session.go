@@ -54,11 +54,15 @@ type Session struct {
 
 // Mount mounts fsys on dir, starts serving it and waits until the kernel's
 // INIT has been answered, so the mount is usable when Mount returns. The
-// caller must call Unmount.
+// caller must call Unmount. For a filesystem that is [ringfuse.KernelChecked],
+// AllowOther brings DefaultPermissions with it.
 func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if kc, ok := fsys.(ringfuse.KernelChecked); ok && kc.KernelChecksPermissions() && o.Mount.AllowOther {
+		o.Mount.DefaultPermissions = true
 	}
 	conn, err := mount.Mount(dir, &o.Mount)
 	if err != nil {
