@@ -36,7 +36,7 @@ func testAllowOther(t *testing.T, transport string, allow bool) {
 	if err := os.Mkdir(filepath.Join(src, "d"), 0o777); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"f", "d"} {
+	for _, p := range []string{".", "f", "d"} {
 		if err := os.Chmod(filepath.Join(src, p), 0o777); err != nil {
 			t.Fatal(err)
 		}
