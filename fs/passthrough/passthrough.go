@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -70,6 +71,15 @@ type FS struct {
 	// The server's default timeouts, as seen prefilled in a Lookup, for
 	// the READDIRPLUS entries this filesystem builds itself.
 	entryTimeout, attrTimeout atomic.Int64
+
+	// spare is a descriptor kept open so that it can be closed to make
+	// room when the process is out of descriptors (see retryFds); -1
+	// while in use. Guarded by spareMu.
+	spareMu sync.Mutex
+	spare   int
+	// fdLimitVal is the soft RLIMIT_NOFILE as last read, at fdLimitAt
+	// (Unix nanoseconds; 0 forces a new read). See fdLimit.
+	fdLimitVal, fdLimitAt atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -189,6 +199,8 @@ func New(source string, opts *Options) (*FS, error) {
 	fs.mounts.Store(&mounts)
 	sh := fs.shardOf(fs.root.key)
 	sh.nodes[fs.root.key] = fs.root
+	fs.spare = -1
+	fs.reserveSpare()
 	return fs, nil
 }
 
@@ -242,6 +254,10 @@ func (fs *FS) Close() error {
 			}
 		}
 		closeFd(fs.rootFd)
+		fs.spareMu.Lock()
+		closeFd(fs.spare)
+		fs.spare = -1
+		fs.spareMu.Unlock()
 	})
 	return nil
 }
@@ -392,13 +408,10 @@ func (fs *FS) Lookup(ctx context.Context, parent ringfuse.Node, name string, out
 	if e != 0 {
 		return e
 	}
-	p, e := fs.acquire(pn)
-	if e != 0 {
+	return fs.usingNode(pn, func(fd int) syscall.Errno {
+		_, _, e := fs.lookupAt(fd, name, out)
 		return e
-	}
-	defer fs.release(p)
-	_, _, e = fs.lookupAt(p.fd, name, out)
-	return e
+	})
 }
 
 // noteTimeouts records the server's default timeouts, prefilled in out.
@@ -438,12 +451,11 @@ func (fs *FS) own(ctx context.Context, parentFd, fd int, st *unix.Stat_t, want u
 	want &= 0o7777
 	if pst.Mode&unix.S_ISGID != 0 {
 		gid = pst.Gid
+		// The kernel has already stripped S_ISGID from a caller outside
+		// the directory's group (mode_strip_sgid, which knows the
+		// supplementary groups this daemon does not), so want is kept.
 		if typ == unix.S_IFDIR {
 			want |= unix.S_ISGID
-		} else if want&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP && c.UID != 0 && c.GID != pst.Gid {
-			// mode_strip_sgid: a caller outside the directory's group
-			// (supplementary groups are not known here) loses S_ISGID.
-			want &^= unix.S_ISGID
 		}
 	}
 	changed := false
@@ -498,4 +510,166 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mod
 	fillEntry(out, n, &st)
 	fs.offer(n, fd)
 	return 0
+}
+
+// Running out of descriptors. The fd cache may hold up to FdCacheSize
+// O_PATH descriptors, more than RLIMIT_NOFILE leaves once clients hold
+// many files open, and it gives one up only when its node is forgotten or
+// another node needs the slot. Three measures keep the filesystem serving
+// when descriptors run short:
+//
+//   - A node descriptor acquired with a number within fdReserve of the
+//     soft limit is not kept: an idle cached descriptor is closed instead,
+//     so that calls that cannot shed cached descriptors themselves
+//     (opening directories, creating files) still find one.
+//   - When an open or an acquire fails with EMFILE or ENFILE, idle cached
+//     descriptors are closed and the call is tried once more (retryFds);
+//     opens fail only when every descriptor is really in use.
+//   - A short operation that still finds none (a stat, a lookup) runs once
+//     with the spare descriptor closed, so that its own descriptor can
+//     take that number; the spare is reopened afterwards, giving up a
+//     cached descriptor if need be. Stat and lookup thus keep working
+//     while clients hold every descriptor the daemon may have.
+
+// fdReserve is how many descriptors below the soft RLIMIT_NOFILE the fd
+// cache leaves to other calls.
+const fdReserve = 8
+
+// limitRefresh is how long a reading of RLIMIT_NOFILE is trusted; another
+// process may change the limit (prlimit).
+const limitRefresh = time.Second
+
+// fdLimit returns the soft RLIMIT_NOFILE, read again at most every
+// limitRefresh.
+func (fs *FS) fdLimit() int {
+	now := time.Now().UnixNano()
+	if now-fs.fdLimitAt.Load() < int64(limitRefresh) {
+		return int(fs.fdLimitVal.Load())
+	}
+	lim := int64(math.MaxInt32)
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(lim) {
+		lim = int64(rl.Cur)
+	}
+	fs.fdLimitVal.Store(lim)
+	fs.fdLimitAt.Store(now)
+	return int(lim)
+}
+
+// shedBatch is how many idle cached descriptors one EMFILE gives up:
+// enough that the next operations do not run into the limit at once, few
+// enough to keep most of the cache.
+const shedBatch = 16
+
+// outOfFds says whether e means the process or system has no descriptor
+// left.
+func outOfFds(e syscall.Errno) bool { return e == syscall.EMFILE || e == syscall.ENFILE }
+
+// shedFds closes up to max idle descriptors of the fd cache and returns
+// how many it closed.
+func (fs *FS) shedFds(max int) int {
+	shed := 0
+	var victims []int
+	for i := range fs.shards {
+		if shed >= max {
+			break
+		}
+		sh := &fs.shards[i]
+		victims = victims[:0]
+		sh.mu.Lock()
+		for shed < max && sh.tail >= 0 {
+			// Idle slots are in the LRU list, and each holds a node.
+			j := sh.tail
+			s := &sh.slots[j]
+			sh.lruRemove(j)
+			s.n.slot = -1
+			s.n = nil
+			sh.free = append(sh.free, j)
+			victims = append(victims, int(s.fd))
+			shed++
+		}
+		sh.mu.Unlock()
+		for _, fd := range victims {
+			closeFd(fd)
+		}
+	}
+	return shed
+}
+
+// reserveSpare opens the spare descriptor if it is not open, shedding a
+// cached descriptor if the process is out of them. The caller holds
+// spareMu, or is New.
+func (fs *FS) reserveSpare() {
+	if fs.spare >= 0 {
+		return
+	}
+	for {
+		fd, err := unix.FcntlInt(uintptr(fs.rootFd), unix.F_DUPFD_CLOEXEC, 0)
+		if err == nil {
+			fs.spare = fd
+			return
+		}
+		if !outOfFds(errnoOf(err)) || fs.shedFds(1) == 0 {
+			return
+		}
+	}
+}
+
+// retryFds runs f, which needs descriptors, and runs it again when it
+// fails with EMFILE or ENFILE, after shedding idle cached descriptors and,
+// if spare is set, with the spare descriptor closed for the call. f must
+// be safe to run twice after such a failure; with spare, it must leave no
+// new descriptor open (a cached one may be shed).
+func (fs *FS) retryFds(spare bool, f func() syscall.Errno) syscall.Errno {
+	e := f()
+	if !outOfFds(e) {
+		return e
+	}
+	fs.fdLimitAt.Store(0) // the limit may have changed
+	if fs.shedFds(shedBatch) > 0 {
+		if e = f(); !outOfFds(e) {
+			return e
+		}
+	}
+	if !spare {
+		return e
+	}
+	fs.spareMu.Lock()
+	defer fs.spareMu.Unlock()
+	if fs.spare < 0 {
+		fs.reserveSpare() // for the next time
+		return e
+	}
+	closeFd(fs.spare)
+	fs.spare = -1
+	e = f()
+	fs.reserveSpare()
+	return e
+}
+
+// usingNode runs f with an O_PATH descriptor for n, acquired with
+// retryFds, so that f runs even when the process is out of descriptors;
+// it then sheds a cached descriptor if the one used was numbered within
+// fdReserve of the limit (see above). f itself runs at most once.
+func (fs *FS) usingNode(n *node, f func(fd int) syscall.Errno) syscall.Errno {
+	var res syscall.Errno
+	ran, high := false, false
+	e := fs.retryFds(true, func() syscall.Errno {
+		p, e := fs.acquire(n)
+		if e != 0 {
+			return e
+		}
+		defer fs.release(p)
+		ran = true
+		high = p.tok >= 0 && p.fd >= fs.fdLimit()-fdReserve
+		res = f(p.fd)
+		return 0
+	})
+	if high {
+		fs.shedFds(1)
+	}
+	if ran {
+		return res
+	}
+	return e
 }

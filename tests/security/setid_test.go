@@ -147,7 +147,6 @@ var setidScenarios = []scenario{
 			{nobodyG, op{Op: "mknod", Path: "sg/p", Mode: unix.S_IFIFO | 0o2754}, "ok"},
 		},
 		check:    []string{"sg/x", "sg/d", "sg/p"},
-		knownBug: "fs/passthrough own() strips S_ISGID when the caller's primary gid is not the directory's group, ignoring supplementary groups",
 	},
 }
 
