@@ -144,6 +144,9 @@ func (f *memFS) Create(ctx context.Context, parent ringfuse.Node, name string, f
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := parent.(*mnode)
+	if !p.dir {
+		return syscall.ENOTDIR // a file has no children map to add to
+	}
 	if p.children[name] != nil {
 		return syscall.EEXIST
 	}

@@ -264,9 +264,17 @@ func (o *Options) flags() uintptr {
 	return f
 }
 
+// modeBits are the bits of a mode: file type and permissions.
+const modeBits = 0o177777
+
 // rootMode returns the rootmode= value, defaulted and checked.
 func (o *Options) rootMode() (uint32, error) {
 	m := o.RootMode
+	if m&^modeBits != 0 {
+		// The kernel keeps the root's mode in a 16-bit umode_t: higher
+		// bits would be cut off silently.
+		return 0, fmt.Errorf("mount: option rootmode=%o: bits beyond %o: %w", o.RootMode, modeBits, ErrBadOption)
+	}
 	if m&unix.S_IFMT == 0 {
 		m |= unix.S_IFDIR
 	}

@@ -113,8 +113,8 @@ func fillEntryOut(eo *wire.EntryOut, id uint64, e *ringfuse.Entry) {
 
 func (w *Worker) putAttr(out []byte) int {
 	ao := wire.View[wire.AttrOut](out)
+	*ao = wire.AttrOut{Attr: w.attr.Attr} // whole: the padding must not carry stale bytes
 	ao.AttrValid, ao.AttrValidNsec = splitDuration(w.attr.Timeout)
-	ao.Attr = w.attr.Attr
 	return wire.SizeofAttrOut
 }
 
@@ -603,6 +603,7 @@ func (w *Worker) doGetlk(out []byte) (int, syscall.Errno) {
 	in := wire.ArgAs[wire.LkIn](&w.req)
 	lk := in.Lk
 	lo := wire.View[wire.LkOut](out)
+	*lo = wire.LkOut{} // the filesystem may set only some fields
 	if errno := w.s.ops.lock.GetLk(&w.ctx, n, in.Fh, in.Owner, &lk, &lo.Lk); errno != 0 {
 		return 0, errno
 	}

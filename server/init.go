@@ -10,7 +10,18 @@ import (
 // them; operation-dependent ones are added in doInit.
 const wantFlags = wire.FUSE_ASYNC_READ | wire.FUSE_BIG_WRITES | wire.FUSE_MAX_PAGES |
 	wire.FUSE_PARALLEL_DIROPS | wire.FUSE_ASYNC_DIO | wire.FUSE_ATOMIC_O_TRUNC |
-	wire.FUSE_AUTO_INVAL_DATA | wire.FUSE_INIT_EXT
+	wire.FUSE_AUTO_INVAL_DATA | wire.FUSE_INIT_EXT |
+	// Reads fail with ECONNABORTED rather than ENODEV after a fusectl
+	// abort, so an abort is told apart from an unmount.
+	wire.FUSE_ABORT_ERROR
+
+// pageSize is the page size max_pages counts in; maxPagesField is the
+// largest max_pages fuse_init_out can carry (a 16-bit field: a larger
+// count must saturate, not wrap to a tiny one).
+const (
+	pageSize      = 4096
+	maxPagesField = 1<<16 - 1
+)
 
 func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 	s := w.s
@@ -48,7 +59,7 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 		KernelMinor:  in.Minor,
 		KernelFlags:  kflags,
 		MaxWrite:     s.maxWrite,
-		MaxPages:     uint16(s.maxWrite / 4096),
+		MaxPages:     uint16(min(s.maxWrite/pageSize, maxPagesField)),
 		MaxReadahead: in.MaxReadahead,
 	}
 	if t := s.opts.Transport; t != nil {
@@ -70,7 +81,7 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 		bg = 64
 	}
 	io.MaxBackground = bg
-	io.CongestionThreshold = bg * 3 / 4
+	io.CongestionThreshold = uint16(uint32(bg) * 3 / 4) // in 32 bits: bg*3 overflows 16
 	io.MaxWrite = s.maxWrite
 	io.TimeGran = 1
 	io.MaxPages = info.MaxPages

@@ -81,6 +81,7 @@ type Server struct {
 	nodes         nodeTable
 	forgetUnknown atomic.Uint64
 	peakLive      atomic.Int64
+	disconnected  atomic.Bool // the connection has ended: see Disconnect
 
 	conn     atomic.Pointer[connState]
 	initOnce sync.Once
@@ -197,6 +198,23 @@ func (s *Server) NewWorker(channel string) *Worker {
 	s.workers = append(s.workers, w)
 	s.workersMu.Unlock()
 	return w
+}
+
+// Disconnect tells the server that the connection has ended (unmount or
+// abort): no reply can reach the kernel any more, so the context of every
+// request being served, and of any served from now on, is canceled. A
+// filesystem that waits on its context then returns, and the channels can
+// end. Channels call it when they see the end; it is idempotent.
+func (s *Server) Disconnect() {
+	if s.disconnected.Swap(true) {
+		return
+	}
+	s.workersMu.Lock()
+	ws := s.workers
+	s.workersMu.Unlock()
+	for _, w := range ws {
+		w.ctx.interrupt(w.ctx.unique.Load())
+	}
 }
 
 // interrupt cancels the request unique wherever it is being served.

@@ -43,8 +43,10 @@ type Reply struct {
 	// Len is the number of payload bytes written to the out buffer.
 	Len int
 	// None is set for requests that take no reply on /dev/fuse: FORGET,
-	// BATCH_FORGET, INTERRUPT and NOTIFY_REPLY. On a ring they must still
-	// be committed.
+	// BATCH_FORGET, INTERRUPT and NOTIFY_REPLY, and malformed messages
+	// without a unique to answer (too short, or unique 0, which in a
+	// reply marks a notification). On a ring they must still be
+	// committed.
 	None bool
 	// Init is set for the reply that ends the INIT handshake (not for
 	// the answer to a newer major, after which the kernel sends INIT
@@ -91,6 +93,10 @@ func (w *Worker) Decoded(out []byte) Reply { return w.dispatch(out) }
 
 func (w *Worker) decodeFailed(err error) Reply {
 	h := &w.req.Header
+	// This reply hands out nothing: a ReplyFailed for it must not undo
+	// what the previous reply carried.
+	w.counted = w.counted[:0]
+	w.openedNode = nil
 	w.stats.decodeErrors.Add(1)
 	w.s.log.Printf("%s: undecodable request: %v", w.channel, err)
 	r := Reply{Unique: h.Unique, Opcode: h.Opcode, Error: -int32(syscall.EIO)}
@@ -110,6 +116,16 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 	r = Reply{Unique: h.Unique, Opcode: op, None: op.NoReply()}
 	w.counted = w.counted[:0]
 	w.openedNode = nil
+	if h.Unique == 0 && !r.None {
+		// Unique 0 marks a notification in a reply: an answer would be
+		// misread, and anything it handed out (a lookup, a handle)
+		// would never reach the kernel. The kernel numbers every
+		// request, so this one is malformed: serve nothing.
+		w.stats.decodeErrors.Add(1)
+		w.s.log.Printf("%s: %v request with unique 0 ignored", w.channel, op)
+		r.None, r.Error = true, -int32(syscall.EIO)
+		return r
+	}
 	if op >= wire.OpcodeMax || handlers[op] == nil {
 		if op.Known() {
 			w.stats.ops[op].Add(1) // unsupported on purpose (POLL, IOCTL...)
@@ -130,6 +146,9 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 		return r
 	}
 	w.ctx.begin(h.Unique, ringfuse.Caller{UID: h.UID, GID: h.GID, PID: h.PID})
+	if w.s.disconnected.Load() {
+		w.ctx.interrupt(h.Unique) // nobody waits for this answer any more
+	}
 	defer func() {
 		w.ctx.end()
 		if p := recover(); p != nil {

@@ -114,8 +114,10 @@ func (r *reader) loop() error {
 				// The request was interrupted while being read.
 				continue
 			case errors.Is(err, syscall.ENODEV):
-				return nil // unmounted
+				r.s.Disconnect() // unmounted: free handlers waiting on a context
+				return nil
 			case errors.Is(err, syscall.ECONNABORTED):
+				r.s.Disconnect()
 				return ErrAborted
 			}
 			return fmt.Errorf("devfuse: read: %w", err)

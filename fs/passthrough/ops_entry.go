@@ -19,12 +19,35 @@ func (fs *FS) withParent(parent ringfuse.Node, name string, dotErr syscall.Errno
 	if e != 0 {
 		return e
 	}
-	p, e := fs.acquire(pn)
+	p, e := fs.acquireRetry(pn)
 	if e != 0 {
 		return e
 	}
 	defer fs.release(p)
 	return f(p.fd)
+}
+
+// acquireRetry is acquire, retried once the descriptor cache has given up
+// idle descriptors if the process is out of them.
+func (fs *FS) acquireRetry(n *node) (pathFd, syscall.Errno) {
+	var p pathFd
+	e := fs.retryFds(false, func() syscall.Errno {
+		var e syscall.Errno
+		p, e = fs.acquire(n)
+		return e
+	})
+	return p, e
+}
+
+// openAtRetry is openUpgraded, retried the same way. An open that fails
+// with EMFILE has created nothing (the descriptor is reserved before the
+// path is resolved), so the retry is safe with O_CREAT|O_EXCL.
+func (fs *FS) openAtRetry(dirfd int, name string, flags int, mode uint32) (fd int, err error) {
+	fs.retryFds(false, func() syscall.Errno {
+		fd, err = openUpgraded(dirfd, name, flags, mode)
+		return errnoOf(err)
+	})
+	return fd, err
 }
 
 // Mkdir makes directory name in parent, owned by the caller.
@@ -70,7 +93,7 @@ func (fs *FS) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node
 		return e
 	}
 	return fs.withParent(newParent, newName, syscall.EEXIST, func(pfd int) syscall.Errno {
-		s, e := fs.acquire(src)
+		s, e := fs.acquireRetry(src)
 		if e != 0 {
 			return e
 		}
@@ -116,7 +139,7 @@ func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, new
 		return e
 	}
 	return fs.withParent(parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
-		q, e := fs.acquire(np)
+		q, e := fs.acquireRetry(np)
 		if e != 0 {
 			return e
 		}
@@ -134,7 +157,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 		var err error
 		created := false
 		for range 8 {
-			fd, err = openUpgraded(pfd, name, oflags|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+			fd, err = fs.openAtRetry(pfd, name, oflags|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
 			if err == nil {
 				created = true
 				break
@@ -144,7 +167,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 			}
 			// It exists: open it without creating, which can race with
 			// its removal, hence the loop.
-			fd, err = openUpgraded(pfd, name, oflags, 0)
+			fd, err = fs.openAtRetry(pfd, name, oflags, 0)
 			if err != unix.ENOENT {
 				break
 			}

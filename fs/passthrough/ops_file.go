@@ -63,7 +63,13 @@ func (fs *FS) Open(ctx context.Context, rn ringfuse.Node, flags uint32, out *rin
 		return e
 	}
 	of := openFlags(flags)
-	fd, e := fs.openNode(n, of)
+	var fd int
+	// The new descriptor outlives the call, so the spare is no help.
+	e = fs.retryFds(false, func() syscall.Errno {
+		var e syscall.Errno
+		fd, e = fs.openNode(n, of)
+		return e
+	})
 	if e != 0 {
 		return e
 	}
@@ -247,18 +253,14 @@ func (fs *FS) CopyFileRange(ctx context.Context, in ringfuse.Node, fhIn uint64, 
 	return uint64(c), 0
 }
 
-// withNode runs f with an O_PATH descriptor for n.
+// withNode runs f with an O_PATH descriptor for n. f must be safe to run
+// again after it failed with EMFILE or ENFILE (see usingNode).
 func (fs *FS) withNode(rn ringfuse.Node, f func(fd int) syscall.Errno) syscall.Errno {
 	n, e := nodeOf(rn)
 	if e != 0 {
 		return e
 	}
-	p, e := fs.acquire(n)
-	if e != 0 {
-		return e
-	}
-	defer fs.release(p)
-	return f(p.fd)
+	return fs.usingNode(n, f)
 }
 
 // withTarget runs f on the open file fh when the kernel sent one that is

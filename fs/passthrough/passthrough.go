@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strings"
 	"sync"
@@ -77,9 +76,6 @@ type FS struct {
 	// while in use. Guarded by spareMu.
 	spareMu sync.Mutex
 	spare   int
-	// fdLimitVal is the soft RLIMIT_NOFILE as last read, at fdLimitAt
-	// (Unix nanoseconds; 0 forces a new read). See fdLimit.
-	fdLimitVal, fdLimitAt atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -309,9 +305,14 @@ func (fs *FS) addMount(id uint64, dirfd int, name string) (int32, syscall.Errno)
 	if name == "" {
 		name = "." // the directory dirfd itself
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, errnoOf(err)
+	var fd int
+	e := fs.retryFds(false, func() syscall.Errno {
+		var err error
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return errnoOf(err)
+	})
+	if e != 0 {
+		return -1, e
 	}
 	old := *fs.mounts.Load()
 	nm := make([]mountEnt, len(old), len(old)+1)
@@ -353,14 +354,17 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, sysc
 		// No file handles on this filesystem: the node keeps an O_PATH
 		// descriptor for its whole life.
 		var fd int
-		var err error
-		if name == "" {
-			fd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
-		} else {
-			fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		}
-		if err != nil {
-			return nil, false, errnoOf(err)
+		e := fs.retryFds(false, func() syscall.Errno {
+			var err error
+			if name == "" {
+				fd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+			} else {
+				fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+			return errnoOf(err)
+		})
+		if e != 0 {
+			return nil, false, e
 		}
 		if e := fstatFd(fd, st); e != 0 {
 			closeFd(fd)
@@ -487,9 +491,14 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mod
 	if typ == unix.S_IFDIR {
 		flags |= unix.O_DIRECTORY
 	}
-	fd, err := unix.Openat(parentFd, name, flags, 0)
-	if err != nil {
+	var fd int
+	e := fs.retryFds(false, func() syscall.Errno {
+		var err error
+		fd, err = unix.Openat(parentFd, name, flags, 0)
 		return errnoOf(err)
+	})
+	if e != 0 {
+		return e
 	}
 	var st unix.Stat_t
 	if e := fstatFd(fd, &st); e != 0 {
@@ -515,46 +524,15 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mod
 // Running out of descriptors. The fd cache may hold up to FdCacheSize
 // O_PATH descriptors, more than RLIMIT_NOFILE leaves once clients hold
 // many files open, and it gives one up only when its node is forgotten or
-// another node needs the slot. Three measures keep the filesystem serving
-// when descriptors run short:
-//
-//   - A node descriptor acquired with a number within fdReserve of the
-//     soft limit is not kept: an idle cached descriptor is closed instead,
-//     so that calls that cannot shed cached descriptors themselves
-//     (opening directories, creating files) still find one.
-//   - When an open or an acquire fails with EMFILE or ENFILE, idle cached
-//     descriptors are closed and the call is tried once more (retryFds);
-//     opens fail only when every descriptor is really in use.
-//   - A short operation that still finds none (a stat, a lookup) runs once
-//     with the spare descriptor closed, so that its own descriptor can
-//     take that number; the spare is reopened afterwards, giving up a
-//     cached descriptor if need be. Stat and lookup thus keep working
-//     while clients hold every descriptor the daemon may have.
-
-// fdReserve is how many descriptors below the soft RLIMIT_NOFILE the fd
-// cache leaves to other calls.
-const fdReserve = 8
-
-// limitRefresh is how long a reading of RLIMIT_NOFILE is trusted; another
-// process may change the limit (prlimit).
-const limitRefresh = time.Second
-
-// fdLimit returns the soft RLIMIT_NOFILE, read again at most every
-// limitRefresh.
-func (fs *FS) fdLimit() int {
-	now := time.Now().UnixNano()
-	if now-fs.fdLimitAt.Load() < int64(limitRefresh) {
-		return int(fs.fdLimitVal.Load())
-	}
-	lim := int64(math.MaxInt32)
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(lim) {
-		lim = int64(rl.Cur)
-	}
-	fs.fdLimitVal.Store(lim)
-	fs.fdLimitAt.Store(now)
-	return int(lim)
-}
+// another node needs the slot. So a call that fails with EMFILE or ENFILE
+// closes idle cached descriptors and tries once more (retryFds): it then
+// fails only when every descriptor is really in use. A short operation
+// that still finds none (a stat, a lookup) runs once with the spare
+// descriptor closed, so that its own descriptor can take that number; the
+// spare is reopened afterwards, giving up a cached descriptor if need be.
+// Stat and lookup thus keep working while clients hold every descriptor
+// the daemon may have. Every call that opens a descriptor should go
+// through retryFds, or usingNode for a node's O_PATH descriptor.
 
 // shedBatch is how many idle cached descriptors one EMFILE gives up:
 // enough that the next operations do not run into the limit at once, few
@@ -617,15 +595,16 @@ func (fs *FS) reserveSpare() {
 
 // retryFds runs f, which needs descriptors, and runs it again when it
 // fails with EMFILE or ENFILE, after shedding idle cached descriptors and,
-// if spare is set, with the spare descriptor closed for the call. f must
-// be safe to run twice after such a failure; with spare, it must leave no
-// new descriptor open (a cached one may be shed).
+// if spare is set, once more with the spare descriptor closed. f must be
+// safe to repeat after such a failure. Set spare only for calls that
+// normally leave no new descriptor open (other than in the fd cache):
+// otherwise the spare cannot be reopened until a cached descriptor can be
+// given up.
 func (fs *FS) retryFds(spare bool, f func() syscall.Errno) syscall.Errno {
 	e := f()
 	if !outOfFds(e) {
 		return e
 	}
-	fs.fdLimitAt.Store(0) // the limit may have changed
 	if fs.shedFds(shedBatch) > 0 {
 		if e = f(); !outOfFds(e) {
 			return e
@@ -647,29 +626,17 @@ func (fs *FS) retryFds(spare bool, f func() syscall.Errno) syscall.Errno {
 	return e
 }
 
-// usingNode runs f with an O_PATH descriptor for n, acquired with
-// retryFds, so that f runs even when the process is out of descriptors;
-// it then sheds a cached descriptor if the one used was numbered within
-// fdReserve of the limit (see above). f itself runs at most once.
+// usingNode runs f with an O_PATH descriptor for n, through retryFds,
+// so that f runs even when the process is out of descriptors. f runs
+// again after it failed with EMFILE or ENFILE itself, so it must be safe
+// to repeat after such a failure.
 func (fs *FS) usingNode(n *node, f func(fd int) syscall.Errno) syscall.Errno {
-	var res syscall.Errno
-	ran, high := false, false
-	e := fs.retryFds(true, func() syscall.Errno {
+	return fs.retryFds(true, func() syscall.Errno {
 		p, e := fs.acquire(n)
 		if e != 0 {
 			return e
 		}
 		defer fs.release(p)
-		ran = true
-		high = p.tok >= 0 && p.fd >= fs.fdLimit()-fdReserve
-		res = f(p.fd)
-		return 0
+		return f(p.fd)
 	})
-	if high {
-		fs.shedFds(1)
-	}
-	if ran {
-		return res
-	}
-	return e
 }

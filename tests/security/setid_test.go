@@ -146,7 +146,7 @@ var setidScenarios = []scenario{
 			{nobodyG, op{Op: "mkdir", Path: "sg/d", Mode: 0o755}, "ok"},
 			{nobodyG, op{Op: "mknod", Path: "sg/p", Mode: unix.S_IFIFO | 0o2754}, "ok"},
 		},
-		check:    []string{"sg/x", "sg/d", "sg/p"},
+		check: []string{"sg/x", "sg/d", "sg/p"},
 	},
 }
 
