@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,7 +100,7 @@ func ParseFsmark(out []byte) (FsmarkResult, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return FsmarkResult{}, fmt.Errorf("fs_mark: row %q: %w", line, err)
 		}
-		if rate <= 0 {
+		if !(rate > 0) || math.IsInf(rate, 0) { // also NaN, which fs_mark never prints
 			return FsmarkResult{}, fmt.Errorf("fs_mark: row %q: rate %v", line, rate)
 		}
 		if count <= r.Files {
@@ -113,5 +114,8 @@ func ParseFsmark(out []byte) (FsmarkResult, error) {
 		return FsmarkResult{}, errors.New("fs_mark: no result rows in output")
 	}
 	r.FilesPerSec = float64(r.Files) / secs
+	if !(r.FilesPerSec > 0) || math.IsInf(r.FilesPerSec, 0) {
+		return FsmarkResult{}, fmt.Errorf("fs_mark: rates give %v files/s", r.FilesPerSec)
+	}
 	return r, nil
 }

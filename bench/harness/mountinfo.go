@@ -56,8 +56,11 @@ func parseMountinfoLine(line string) (MountEntry, error) {
 	if !ok {
 		return MountEntry{}, errors.New("no ' - ' separator")
 	}
-	f := strings.Fields(pre)
-	g := strings.Fields(post)
+	// Fields are separated by single spaces; the kernel escapes space,
+	// tab, newline and backslash in paths but not other white space, so
+	// strings.Fields would split a path such as "a\rb".
+	f := strings.Split(pre, " ")
+	g := strings.Split(post, " ")
 	if len(f) < 6 || len(g) < 2 {
 		return MountEntry{}, errors.New("too few fields")
 	}
