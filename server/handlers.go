@@ -358,8 +358,24 @@ func (w *Worker) doOpen(out []byte) (int, syscall.Errno) {
 		if errno := w.s.ops.open.Open(&w.ctx, n, in.Flags, &w.open); errno != 0 {
 			return 0, errno
 		}
+		w.killSuidgidAtOpen(n, in.OpenFlags)
 	}
 	return w.putOpen(out, n, false), 0
+}
+
+// killSuidgidAtOpen clears the set-ID bits of a file just opened with
+// O_TRUNC by a caller without CAP_FSETID: with FUSE_HANDLE_KILLPRIV_V2 the
+// kernel leaves that to the server and says so with FUSE_OPEN_KILL_SUIDGID.
+// The filesystem does it in SETATTR, as for a truncate.
+func (w *Worker) killSuidgidAtOpen(n ringfuse.Node, openFlags uint32) {
+	if openFlags&wire.FUSE_OPEN_KILL_SUIDGID == 0 || w.s.ops.setattr == nil {
+		return
+	}
+	in := ringfuse.SetAttrIn{Valid: wire.FATTR_KILL_SUIDGID | wire.FATTR_FH, Fh: w.open.Fh}
+	var ao ringfuse.AttrOut
+	if errno := w.s.ops.setattr.SetAttr(&w.ctx, n, &in, &ao); errno != 0 {
+		w.s.log.Printf("%s: clearing set-ID bits after open(O_TRUNC): %v", w.channel, errno)
+	}
 }
 
 func (w *Worker) doCreate(out []byte) (int, syscall.Errno) {
@@ -377,6 +393,7 @@ func (w *Worker) doCreate(out []byte) (int, syscall.Errno) {
 		return 0, errno
 	}
 	n := e.Node
+	w.killSuidgidAtOpen(n, in.OpenFlags)
 	k := w.putEntry(out)
 	return k + w.putOpen(out[k:], n, false), 0
 }

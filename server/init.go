@@ -13,7 +13,11 @@ const wantFlags = wire.FUSE_ASYNC_READ | wire.FUSE_BIG_WRITES | wire.FUSE_MAX_PA
 	wire.FUSE_AUTO_INVAL_DATA | wire.FUSE_INIT_EXT |
 	// Reads fail with ECONNABORTED rather than ENODEV after a fusectl
 	// abort, so an abort is told apart from an unmount.
-	wire.FUSE_ABORT_ERROR
+	wire.FUSE_ABORT_ERROR |
+	// The server clears set-ID bits on write, truncate and open(O_TRUNC)
+	// by callers without CAP_FSETID (the kernel says when), which the
+	// kernel cannot do itself with FUSE_ATOMIC_O_TRUNC.
+	wire.FUSE_HANDLE_KILLPRIV_V2
 
 // pageSize is the page size max_pages counts in; maxPagesField is the
 // largest max_pages fuse_init_out can carry (a 16-bit field: a larger

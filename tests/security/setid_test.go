@@ -35,9 +35,9 @@ var setidScenarios = []scenario{
 		setup: []fsNode{{path: "f", mode: setIDNoGrpX, data: "data"}},
 		steps: []step{{nobody, op{Op: "write", Path: "f", Flags: os.O_APPEND, Data: "x"}, "ok"}},
 		check: []string{"f"},
-		knownBug: "without FUSE_HANDLE_KILLPRIV(_V2) the kernel's fuse_setattr clears S_ISGID on a write " +
-			"only when the file is group-executable, while the VFS (setattr_should_drop_sgid) also clears " +
-			"it when the writer is not in the file's group; ringfuse negotiates neither killpriv flag",
+		knownBug: "protocol limit: FUSE_WRITE_KILL_SUIDGID is one bit for both set-ID bits, so the server " +
+			"cannot tell 'writer outside the group' (the VFS clears S_ISGID even without group execute) from " +
+			"'only S_ISUID must go'; the passthrough clears S_ISGID only with group execute, the safe reading",
 	},
 	{
 		name:  "write-by-root",
@@ -62,9 +62,6 @@ var setidScenarios = []scenario{
 		setup: []fsNode{{path: "f", mode: allSetID, data: "data"}},
 		steps: []step{{nobody, op{Op: "write", Path: "f", Flags: os.O_TRUNC}, "ok"}},
 		check: []string{"f"},
-		knownBug: "ringfuse negotiates FUSE_ATOMIC_O_TRUNC without FUSE_HANDLE_KILLPRIV_V2, so the kernel " +
-			"drops the SETATTR that would clear the set-ID bits on open(O_TRUNC) (fuse_do_setattr returns " +
-			"early for ATTR_OPEN), and the passthrough's Open truncates as root without clearing them",
 	},
 	{
 		name: "chown-by-root",
