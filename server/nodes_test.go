@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+	"unsafe"
 
 	"ringfuse"
 	"ringfuse/wire"
@@ -479,5 +481,202 @@ func TestPanicAnswersEIO(t *testing.T) {
 	// The worker's context was released: the next request works.
 	if rep := h.getattr(wire.FUSE_ROOT_ID); rep.Error != 0 || h.w.ctx.unique.Load() != 0 {
 		t.Errorf("GETATTR after the panics: %+v", rep)
+	}
+}
+
+// TestShardSizes: each shard fills whole cache lines, so that two CPUs
+// working on neighbouring shards do not share one.
+func TestShardSizes(t *testing.T) {
+	const cacheLine = 64
+	if s := unsafe.Sizeof(idShard{}); s%cacheLine != 0 {
+		t.Errorf("idShard takes %d bytes, not a multiple of %d", s, cacheLine)
+	}
+	if s := unsafe.Sizeof(keyShard{}); s%cacheLine != 0 {
+		t.Errorf("keyShard takes %d bytes, not a multiple of %d", s, cacheLine)
+	}
+}
+
+// tableNode is a filesystem node for the node-table tests.
+type tableNode struct{ ino uint64 }
+
+// fillTable counts one lookup of n distinct inodes and returns their IDs.
+func fillTable(tab *nodeTable, n int) []uint64 {
+	ids := make([]uint64, n)
+	for i := range ids {
+		ino := uint64(1000 + i)
+		ids[i] = tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: ino}, Node: &tableNode{ino}})
+	}
+	return ids
+}
+
+// TestMapsShrink drains a large table down to a few survivors and checks
+// that every shard's maps were rebuilt for what they hold, and that the
+// survivors still resolve by ID and by key after the rebuilds.
+func TestMapsShrink(t *testing.T) {
+	const (
+		n     = 64 * shrinkMin * 8 // several times shrinkMin per shard
+		every = 97                 // keep one node in every
+	)
+	var tab nodeTable
+	tab.init(&tableNode{1})
+	tab.minDrop = 1 << 62 // no release goroutine here
+	ids := fillTable(&tab, n)
+	for i, id := range ids {
+		if i%every == 0 {
+			continue
+		}
+		if _, dropped, known := tab.forget(id, 1); !dropped || !known {
+			t.Fatalf("forget of node %d: dropped %v, known %v", id, dropped, known)
+		}
+	}
+	check := func(when string, maxPeak int, survivors bool) {
+		t.Helper()
+		for i := range nodeShards {
+			is, ks := &tab.byID[i], &tab.byKey[i]
+			if is.peak > maxPeak || ks.peak > maxPeak {
+				t.Errorf("%s: shard %d: maps held at most %d and %d entries since rebuilt, now %d and %d; want at most %d",
+					when, i, is.peak, ks.peak, len(is.m), len(ks.m), maxPeak)
+			}
+		}
+		for i, id := range ids {
+			if !survivors || i%every != 0 {
+				continue
+			}
+			fn, ok := tab.get(id)
+			if !ok || fn.(*tableNode).ino != uint64(1000+i) {
+				t.Fatalf("%s: node %d of inode %d resolves to %v, %v", when, id, 1000+i, fn, ok)
+			}
+			again := tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: uint64(1000 + i)}, Node: &tableNode{}})
+			if again != id || tab.lookups(id) != 2 {
+				t.Fatalf("%s: inode %d: lookup gave node %d with %d lookups, want node %d with 2", when, 1000+i, again, tab.lookups(id), id)
+			}
+			tab.forget(id, 1)
+		}
+	}
+	// forget rebuilds a map when it falls to a quarter of its peak, so a
+	// map never holds more than shrinkFactor times its entries, or
+	// shrinkMin, since it was last rebuilt.
+	perShard := n / every / nodeShards
+	check("after the drain", max(shrinkMin, shrinkFactor*(perShard+2)), true)
+	if got, want := tab.live.Load(), int64((n+every-1)/every); got != want {
+		t.Errorf("%d nodes live, want %d", got, want)
+	}
+	for i, id := range ids {
+		if i%every == 0 {
+			tab.forget(id, 1)
+		}
+	}
+	tab.compact()
+	check("after compact", 0, false)
+	if got := tab.live.Load(); got != 0 {
+		t.Errorf("%d nodes live after forgetting all, want 0", got)
+	}
+}
+
+// TestReleaseAfterStorm: a drop of at least minDrop nodes and half of the
+// peak starts one release, which rebuilds the maps and resets the peak; a
+// smaller drop starts none.
+func TestReleaseAfterStorm(t *testing.T) {
+	const (
+		minDrop = 4000
+		n       = 3 * minDrop
+	)
+	var tab nodeTable
+	tab.init(&tableNode{1})
+	tab.minDrop = minDrop
+	ids := fillTable(&tab, n)
+	if h := tab.high.Load(); h != n {
+		t.Fatalf("high = %d after %d lookups", h, n)
+	}
+	// A third of the nodes: more than minDrop, less than half.
+	for _, id := range ids[:n/3+1] {
+		tab.forget(id, 1)
+	}
+	if tab.releasing.Load() || tab.releases.Load() != 0 {
+		t.Fatalf("a release started after a drop from %d to %d nodes", n, tab.live.Load())
+	}
+	for _, id := range ids[n/3+1:] {
+		tab.forget(id, 1)
+	}
+	deadline := time.Now().Add(2 * (releaseMaxWait + releaseInterval))
+	for tab.releases.Load() == 0 || tab.releasing.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no release within %v of a drop from %d nodes to %d", 2*(releaseMaxWait+releaseInterval), n, tab.live.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := tab.releases.Load(); r != 1 {
+		t.Errorf("%d releases after one storm, want 1", r)
+	}
+	if h := tab.high.Load(); h != 0 {
+		t.Errorf("high = %d after the release, want 0 (the live count)", h)
+	}
+	for i := range nodeShards {
+		if tab.byID[i].peak != 0 || tab.byKey[i].peak != 0 {
+			t.Errorf("shard %d not rebuilt by the release: peaks %d and %d", i, tab.byID[i].peak, tab.byKey[i].peak)
+		}
+	}
+	// The table works as before.
+	ids = fillTable(&tab, 10)
+	if tab.live.Load() != 10 || tab.lookups(ids[3]) != 1 {
+		t.Errorf("after the release: %d live, %d lookups of a new node", tab.live.Load(), tab.lookups(ids[3]))
+	}
+}
+
+// TestPollHackBatchForget: the kernel forgets the poll-hack node like any
+// other, in a BATCH_FORGET (or over the ring) as well as in a FORGET; that
+// is not a forget of an unknown node, and it drops nothing else.
+func TestPollHackBatchForget(t *testing.T) {
+	fsys := newUnitFS()
+	fsys.add("a", 10, "")
+	h := newHarness(t, fsys, nil)
+	eo := h.mustLookup(wire.FUSE_ROOT_ID, PollHackName)
+	if eo.NodeID != pollHackID {
+		t.Fatalf("LOOKUP of %s gave node %d, want %d", PollHackName, eo.NodeID, uint64(pollHackID))
+	}
+	id := h.mustLookup(wire.FUSE_ROOT_ID, "a").NodeID
+	h.batchForget(wire.ForgetOne{NodeID: pollHackID, Nlookup: 1}, wire.ForgetOne{NodeID: id, Nlookup: 1})
+	h.forget(pollHackID, 1)
+	h.srv.forgetNode(pollHackID, 1) // as the ring channel's ApplyForgets does
+	st := h.srv.Stats()
+	if st.ForgetUnknown != 0 {
+		t.Errorf("ForgetUnknown = %d after forgets of the poll-hack node, want 0", st.ForgetUnknown)
+	}
+	if st.NodesAlive != 0 || fsys.nforgets.Load() != 1 {
+		t.Errorf("NodesAlive %d, Forget calls %d; want 0 and 1", st.NodesAlive, fsys.nforgets.Load())
+	}
+}
+
+// TestReleaseAfterChurn: nodes that come and go in small waves start a
+// release too, once minDrop of them were dropped and the live count is at
+// most half its peak.
+func TestReleaseAfterChurn(t *testing.T) {
+	const (
+		minDrop = 4000
+		wave    = 500
+	)
+	var tab nodeTable
+	tab.init(&tableNode{1})
+	tab.minDrop = minDrop
+	for range minDrop/wave - 1 {
+		for _, id := range fillTable(&tab, wave) {
+			tab.forget(id, 1)
+		}
+	}
+	if tab.releasing.Load() || tab.releases.Load() != 0 {
+		t.Fatalf("a release started after %d nodes were dropped", minDrop-wave)
+	}
+	for _, id := range fillTable(&tab, wave) {
+		tab.forget(id, 1)
+	}
+	deadline := time.Now().Add(2 * (releaseMaxWait + releaseInterval))
+	for tab.releases.Load() == 0 || tab.releasing.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no release within %v of %d nodes dropped in waves of %d", 2*(releaseMaxWait+releaseInterval), minDrop, wave)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := tab.dropped(tab.live.Load()); d != 0 {
+		t.Errorf("%d nodes dropped since the release, want 0", d)
 	}
 }

@@ -22,9 +22,10 @@
 // with EOPNOTSUPP) a node is pinned instead: it holds an O_PATH descriptor
 // until Forget, as in passthrough_hp.
 //
-// A node whose inode number was reused by a new inode (the old one being
-// deleted while the kernel still held its node) is given the new inode's
-// handle at the next lookup of a name for it.
+// When a new inode gets the inode number of a deleted one whose node the
+// kernel still holds, the new inode gets a node of its own, under a key
+// tagged with an incarnation number, and so a new node ID; the old node
+// answers as the deleted inode would (ESTALE) until the kernel forgets it.
 //
 // # Security
 //

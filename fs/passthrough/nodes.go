@@ -2,6 +2,7 @@ package passthrough
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,10 +15,14 @@ import (
 // On amd64 it takes 48 bytes, plus the handle string (16 bytes for ext4)
 // and its entry in the shard's map.
 type node struct {
+	// key is the inode's device and number, which the server tells
+	// kernel nodes apart by; for an inode whose number a node of a
+	// deleted inode still holds, tagged with an incarnation (see intern).
 	key ringfuse.InodeKey
 	// handle is the struct file_handle (header and f_handle) from
 	// name_to_handle_at; "" for a pinned node. Guarded by the shard mutex:
-	// Lookup replaces it when the inode number was reused.
+	// where keys cannot be tagged, Lookup replaces it when the inode
+	// number was reused.
 	handle string
 	// mfd is the mount descriptor handle is opened against. Guarded by the
 	// shard mutex.
@@ -28,8 +33,8 @@ type node struct {
 	pfd int32
 	// slot is the node's fd cache slot, or -1. Guarded by the shard mutex.
 	slot int32
-	// live says the node is in the shard's table and counted in Stats.Nodes.
-	// Guarded by the shard mutex.
+	// live says the node is in the shard's table (or its outside set)
+	// and counted in Stats.Nodes. Guarded by the shard mutex.
 	live bool
 	// shared says a table hit has returned the node since it was created,
 	// so an unsent READDIRPLUS entry must not remove it. Guarded by the
@@ -64,13 +69,29 @@ type slot struct {
 // different nodes rarely share a lock.
 const nShards = 16
 
+// Go maps never give memory back when entries are deleted, so a shard
+// rebuilds its node map, sized for what it holds, once it holds at most
+// 1/shrinkFactor of its peak. The copy costs as many inserts as the map
+// keeps, after at least three times as many deletes: O(1) amortized per
+// Forget. Maps that never held shrinkMin nodes are left alone.
+const (
+	shrinkFactor = 4
+	shrinkMin    = 64
+)
+
 // shard holds part of the node table and of the fd cache. A node lives in
-// the shard its key hashes to.
+// the shard its inode's device and number hash to (tableKey).
 type shard struct {
 	mu    sync.Mutex
 	nodes map[ringfuse.InodeKey]*node
-	slots []slot
-	free  []int32 // slots holding no descriptor
+	// peak is the most nodes the map held since it was made.
+	peak int
+	// outside holds, by their own keys, the live nodes that left nodes
+	// for a node of a new inode with their inode number (see intern);
+	// usually nil.
+	outside map[ringfuse.InodeKey]*node
+	slots   []slot
+	free    []int32 // slots holding no descriptor
 	// head and tail of the LRU list of idle slots; head is the most
 	// recently used. -1 when empty.
 	head, tail int32
@@ -84,6 +105,21 @@ func (sh *shard) init(capacity int) {
 		sh.free[i] = int32(capacity - 1 - i)
 	}
 	sh.head, sh.tail = -1, -1
+}
+
+// added notes that the node map grew.
+func (sh *shard) added() { sh.peak = max(sh.peak, len(sh.nodes)) }
+
+// removed rebuilds the node map after a delete if it has become sparse.
+func (sh *shard) removed() {
+	if sh.peak < shrinkMin || len(sh.nodes) > sh.peak/shrinkFactor {
+		return
+	}
+	m := make(map[ringfuse.InodeKey]*node, len(sh.nodes))
+	for k, n := range sh.nodes {
+		m[k] = n
+	}
+	sh.nodes, sh.peak = m, len(m)
 }
 
 func (sh *shard) lruRemove(i int32) {
@@ -157,6 +193,7 @@ func (sh *shard) cached() int {
 }
 
 func (fs *FS) shardOf(k ringfuse.InodeKey) *shard {
+	k = tableKey(k) // every node of an inode number in one shard
 	h := k.Ino*0x9e3779b97f4a7c15 ^ k.Dev
 	return &fs.shards[(h>>32)%nShards]
 }
@@ -164,16 +201,34 @@ func (fs *FS) shardOf(k ringfuse.InodeKey) *shard {
 // revive puts n back in the table after the server used it once Forget
 // had dropped it. That happens when a Lookup found n just before the
 // kernel forgot it: the server then makes a new kernel node from n. A node
-// that took n's place in the table meanwhile was dropped by the server and
-// is removed. It returns a descriptor to close after unlocking, or -1.
+// of the same inode (the same handle) that took n's place in the table
+// meanwhile was looked up while the server held n under that key, so the
+// server dropped it: it is discarded (and revived in turn should the
+// server hold it after all). A node of another inode with n's inode number
+// keeps its place, and n lives outside the table until Forget. revive
+// returns a descriptor to close after unlocking, or -1.
 func (fs *FS) revive(sh *shard, n *node) int {
 	n.live = true
 	fs.nodes.Add(1)
-	old := sh.nodes[n.key]
-	sh.nodes[n.key] = n
+	tk := tableKey(n.key)
+	old := sh.nodes[tk]
+	if old != nil && old != n && old.handle != n.handle {
+		sh.leave(n)
+		return -1
+	}
+	sh.nodes[tk] = n
+	sh.added()
 	if old == nil || old == n {
 		return -1
 	}
+	return fs.discard(sh, old)
+}
+
+// discard drops old, a node that has left the table and that the server
+// did not keep: a lookup returned old while the server held another node
+// with old's key, and the server keeps the node it has. It returns a
+// descriptor to close after unlocking, or -1.
+func (fs *FS) discard(sh *shard, old *node) int {
 	old.live = false
 	fs.nodes.Add(-1)
 	if old.pfd >= 0 {
@@ -186,27 +241,52 @@ func (fs *FS) revive(sh *shard, n *node) int {
 
 // intern returns the node for key, creating it with handle h (a struct
 // file_handle; nil for a pinned node) and mount descriptor mfd, or with
-// pinned descriptor pfd. It takes ownership of pfd. For an existing node
-// whose handle differs from h (the inode number was reused by a new
-// inode), the node takes the new handle and drops its cached descriptor.
+// pinned descriptor pfd. It takes ownership of pfd.
+//
+// A node's key is what the server tells kernel nodes apart by, so no two
+// live nodes share one. That matters when an inode is deleted while the
+// kernel still holds its node and a new inode gets its inode number: the
+// table's node then has a handle that differs from h. The new inode gets a
+// new node, under a key tagged with an incarnation number (see
+// incarnation), and so a new node ID from the server. Sharing the old one
+// would make the kernel splice a new directory onto the deleted one's
+// dentry (ESTALE from d_splice_alias) and send requests for the new inode
+// to the old node. The old node leaves the table for sh.outside; the
+// kernel reaches it through its node ID until it forgets it, and its
+// requests fail as the deleted inode's would (ESTALE from
+// open_by_handle_at, which the kernel answers with a fresh lookup).
 func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *node, created bool) {
 	sh := fs.shardOf(key)
 	closeA, closeB := -1, -1
 	sh.mu.Lock()
-	if n = sh.nodes[key]; n != nil {
+	n = sh.nodes[key]
+	switch {
+	case n != nil && (h == nil || n.pfd >= 0 || string(h) == n.handle):
 		n.shared = true
-		if h != nil && n.pfd < 0 && string(h) != n.handle {
-			n.handle = string(h)
-			n.mfd = mfd
-			closeA = sh.detach(n)
-		}
 		closeB = pfd
-	} else {
-		n = &node{key: key, mfd: mfd, pfd: int32(pfd), slot: -1, live: true}
+	case n != nil && !taggable(key):
+		// No room for incarnations in the key: the node takes the new
+		// inode's handle and drops its descriptor of the old one.
+		n.shared = true
+		n.handle = string(h)
+		n.mfd = mfd
+		closeA = sh.detach(n)
+		closeB = pfd
+	default:
+		if n != nil {
+			closeA = sh.detach(n) // a descriptor of the deleted inode
+			sh.leave(n)
+		}
+		k := key
+		if sh.outside[key] != nil {
+			k = incarnation(key) // key is a live node's outside the table
+		}
+		n = &node{key: k, mfd: mfd, pfd: int32(pfd), slot: -1, live: true}
 		if h != nil {
 			n.handle = string(h)
 		}
 		sh.nodes[key] = n
+		sh.added()
 		fs.nodes.Add(1)
 		created = true
 	}
@@ -216,6 +296,59 @@ func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *no
 	return n, created
 }
 
+// leave moves live node n from the table to sh.outside: a node of another
+// inode with n's inode number takes its place.
+func (sh *shard) leave(n *node) {
+	if sh.outside == nil {
+		sh.outside = make(map[ringfuse.InodeKey]*node)
+	}
+	sh.outside[n.key] = n
+}
+
+// drop removes n, no longer live, from the table or from sh.outside.
+func (sh *shard) drop(n *node) {
+	if tk := tableKey(n.key); sh.nodes[tk] == n {
+		delete(sh.nodes, tk)
+		sh.removed()
+	} else if sh.outside[n.key] == n {
+		delete(sh.outside, n.key)
+		if len(sh.outside) == 0 {
+			sh.outside = nil // a map never shrinks
+		}
+	}
+}
+
+// incarnationShift: Linux's stat reports st_dev as a 32-bit value
+// (new_encode_dev), so the upper half of InodeKey.Dev is free to number
+// the inodes that had one inode number while the kernel held a node.
+const incarnationShift = 32
+
+// incarnations numbers the inodes that had a reused inode number.
+var incarnations atomic.Uint32
+
+// taggable reports whether key leaves room for an incarnation number.
+func taggable(key ringfuse.InodeKey) bool { return key.Dev>>incarnationShift == 0 }
+
+// incarnation returns key tagged with a fresh incarnation number. The
+// numbers wrap after 2^32 reuses; a node would have to outlive four
+// billion of them for its key to be given out again.
+func incarnation(key ringfuse.InodeKey) ringfuse.InodeKey {
+	c := incarnations.Add(1)
+	for c == 0 {
+		c = incarnations.Add(1) // 0 is the untagged key
+	}
+	key.Dev |= uint64(c) << incarnationShift
+	return key
+}
+
+// tableKey returns the key a node is filed under in its shard's table: its
+// own key without the incarnation, the inode's device and number.
+// sh.outside files nodes under their own keys.
+func tableKey(k ringfuse.InodeKey) ringfuse.InodeKey {
+	k.Dev &= 1<<incarnationShift - 1
+	return k
+}
+
 // unintern undoes intern for a node that was created but never handed to
 // the server (a READDIRPLUS entry that did not fit), unless a lookup has
 // returned it meanwhile.
@@ -223,8 +356,8 @@ func (fs *FS) unintern(n *node) {
 	sh := fs.shardOf(n.key)
 	closeA, closeB := -1, -1
 	sh.mu.Lock()
-	if n.live && !n.shared && sh.nodes[n.key] == n {
-		delete(sh.nodes, n.key)
+	if n.live && !n.shared {
+		sh.drop(n)
 		n.live = false
 		fs.nodes.Add(-1)
 		closeA = sh.detach(n)
@@ -387,14 +520,20 @@ func (fs *FS) Forget(rn ringfuse.Node) {
 		return
 	}
 	sh := fs.shardOf(n.key)
-	closeB := -1
+	closeB, closeC := -1, -1
 	sh.mu.Lock()
 	if n.live {
 		n.live = false
 		fs.nodes.Add(-1)
-		if sh.nodes[n.key] == n {
-			delete(sh.nodes, n.key)
-		}
+		sh.drop(n)
+	} else if m := sh.nodes[tableKey(n.key)]; m != nil && m != n && m.key == n.key {
+		// The server made a node ID for n after n's first Forget (a
+		// lookup had found n just before it; see revive) and never
+		// used it, so n was not revived. A node with n's key made
+		// meanwhile was looked up while the server held n under that
+		// key: the server kept n and dropped it.
+		sh.drop(m)
+		closeC = fs.discard(sh, m)
 	}
 	closeA := sh.detach(n)
 	if n.pfd >= 0 {
@@ -404,4 +543,5 @@ func (fs *FS) Forget(rn ringfuse.Node) {
 	sh.mu.Unlock()
 	closeFd(closeA)
 	closeFd(closeB)
+	closeFd(closeC)
 }

@@ -227,12 +227,14 @@ func (fs *FS) Close() error {
 		for i := range fs.shards {
 			sh := &fs.shards[i]
 			sh.mu.Lock()
-			for _, n := range sh.nodes {
-				if n != fs.root {
-					closeFd(sh.detach(n))
-					if n.pfd >= 0 {
-						closeFd(int(n.pfd))
-						n.pfd = -1
+			for _, m := range []map[ringfuse.InodeKey]*node{sh.nodes, sh.outside} {
+				for _, n := range m {
+					if n != fs.root {
+						closeFd(sh.detach(n))
+						if n.pfd >= 0 {
+							closeFd(int(n.pfd))
+							n.pfd = -1
+						}
 					}
 				}
 			}

@@ -1084,8 +1084,11 @@ func TestFdCacheDisabled(t *testing.T) {
 	}
 }
 
-// TestInodeReuse checks that a node whose inode number is reused by a new
-// file gets the new file's handle at the next lookup.
+// TestInodeReuse checks that a new inode that got the inode number of a
+// deleted one the kernel still holds gets a node of its own (so a new node
+// ID: sharing the old one would make the kernel splice the new inode onto
+// the deleted one's dentry), and that the old node fails as the deleted
+// inode would.
 func TestInodeReuse(t *testing.T) {
 	fs, src := newFS(t, nil)
 	p := filepath.Join(src, "a")
@@ -1108,8 +1111,8 @@ func TestInodeReuse(t *testing.T) {
 		t.Skip("the backing filesystem did not reuse the inode number")
 	}
 	b := lookup(t, fs, fs.Root(), reused)
-	if b.Node != a.Node {
-		t.Fatalf("same key, different node")
+	if b.Node == a.Node || b.Key == a.Key {
+		t.Fatalf("the new inode shares the deleted inode's node (key %v)", b.Key)
 	}
 	var out ringfuse.OpenOut
 	if errno := fs.Open(bg, b.Node, unix.O_RDONLY, &out); errno != 0 {
@@ -1121,6 +1124,10 @@ func TestInodeReuse(t *testing.T) {
 		t.Errorf("read %q", buf[:n])
 	}
 	fs.Release(bg, b.Node, out.Fh, 0)
+	if errno := fs.Open(bg, a.Node, unix.O_RDONLY, &out); errno == 0 {
+		fs.Release(bg, a.Node, out.Fh, 0)
+		t.Errorf("the deleted inode's node opened the new inode")
+	}
 }
 
 // TestForgetRace checks the accounting when the server uses a node after
