@@ -393,7 +393,8 @@ func (w *Worker) doCreate(out []byte) (int, syscall.Errno) {
 		return 0, errno
 	}
 	n := e.Node
-	w.killSuidgidAtOpen(n, in.OpenFlags)
+	// No killSuidgidAtOpen here: the kernel marks a creating open with
+	// O_TRUNC too, and a file just created keeps the bits it asked for.
 	k := w.putEntry(out)
 	return k + w.putOpen(out[k:], n, false), 0
 }

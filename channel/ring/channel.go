@@ -142,6 +142,9 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 
 	threads := max(c.opts.Threads, 1)
 	per := max(depth/threads, 1)
+	if !c.opts.KeepProcs {
+		raiseProcs(nq * threads * min(per, poolSize))
+	}
 	ready := make(chan error, nq*threads)
 	for qid := range nq {
 		for range threads {

@@ -56,6 +56,14 @@ type Options struct {
 	// back in the normal class for a second.
 	SchedIdle bool
 
+	// KeepProcs leaves GOMAXPROCS alone. By default Prepare raises it (never
+	// lowers it) to the CPU count plus one per pool goroutine: pool
+	// goroutines block in system calls, and Go hands the P of a blocked
+	// thread to a ready goroutine only once its monitor notices, 20 µs to
+	// 10 ms later; with spare Ps a ready goroutine runs at once. Raising
+	// GOMAXPROCS also stops Go from adjusting it to CPU limits later.
+	KeepProcs bool
+
 	// Threads is the number of threads, each with its own ring and its
 	// share of the entries, that serve one queue. Zero means one. The
 	// kernel may hand a queue's requests to any of its entries, so more

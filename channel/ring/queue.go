@@ -302,6 +302,14 @@ func mayBlock(op wire.Opcode) bool {
 // may block, but not more than enough to keep a deep device queue busy.
 const poolSize = 16
 
+// raiseProcs makes sure GOMAXPROCS leaves room for pool goroutines blocked
+// in system calls (see Options.KeepProcs).
+func raiseProcs(pool int) {
+	if want := runtime.NumCPU() + pool; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+}
+
 // startPool starts the goroutines that serve the requests handed off by
 // this queue. Each has its own worker; an entry it gets is its own until it
 // hands it back.

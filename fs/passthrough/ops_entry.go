@@ -144,8 +144,28 @@ func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, new
 			return e
 		}
 		defer fs.release(q)
-		return errnoOf(unix.Renameat2(pfd, name, q.fd, newName, uint(flags)))
+		if err := unix.Renameat2(pfd, name, q.fd, newName, uint(flags)); err != nil {
+			return errnoOf(err)
+		}
+		if flags&unix.RENAME_WHITEOUT != 0 {
+			fs.ownWhiteout(ctx, pfd, name)
+		}
+		return 0
 	})
+}
+
+// ownWhiteout gives the whiteout RENAME_WHITEOUT left at name to the
+// caller, as the kernel would have made it. Best effort: the rename is done.
+func (fs *FS) ownWhiteout(ctx context.Context, pfd int, name string) {
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer closeFd(fd)
+	var st unix.Stat_t
+	if fstatFd(fd, &st) == 0 && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+		fs.own(ctx, pfd, fd, &st, st.Mode&0o7777)
+	}
 }
 
 // Create creates and opens name in parent. A file it creates belongs to
@@ -202,10 +222,12 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 
 // openFlags turns a client's open flags into the flags the daemon opens
 // with: never creating, never a controlling terminal, never following a
-// symlink, always close-on-exec. Everything else (O_APPEND, O_DIRECT,
-// O_SYNC, O_TRUNC, O_NONBLOCK...) is kept.
+// symlink, always close-on-exec, and never O_APPEND: the kernel already
+// puts an appending write's offset at the end, and pwrite on an O_APPEND
+// descriptor would ignore the offset of a page written back from mmap.
+// Everything else (O_DIRECT, O_SYNC, O_TRUNC, O_NONBLOCK...) is kept.
 func openFlags(flags uint32) int {
-	f := int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY)
+	f := int(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY | unix.O_APPEND)
 	return f | unix.O_NOFOLLOW | unix.O_CLOEXEC
 }
 

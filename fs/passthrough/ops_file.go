@@ -136,7 +136,8 @@ func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, b
 	return got, 0
 }
 
-// Write writes data at off (or at the end for an O_APPEND handle).
+// Write writes data at off (the kernel sets off to the end for an O_APPEND
+// client; the backing descriptor never has O_APPEND).
 func (fs *FS) Write(ctx context.Context, n ringfuse.Node, fh uint64, off int64, data []byte, flags uint32) (int, syscall.Errno) {
 	of := fs.handles.get(fh)
 	if of == nil {
@@ -359,6 +360,14 @@ func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAtt
 		if v&wire.FATTR_KILL_SUIDGID != 0 && v&wire.FATTR_MODE == 0 {
 			if e := killSuidgid(fd); e != 0 {
 				return e
+			}
+		}
+		if v&^(wire.FATTR_FH|wire.FATTR_LOCKOWNER) == 0 {
+			// chown(f, -1, -1): with FUSE_HANDLE_KILLPRIV_V2 the kernel
+			// leaves clearing the set-ID bits to us. The same chown on
+			// the backing file applies the kernel's own rules.
+			if err := unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return errnoOf(err)
 			}
 		}
 		if v&(wire.FATTR_ATIME|wire.FATTR_MTIME|wire.FATTR_ATIME_NOW|wire.FATTR_MTIME_NOW) != 0 {
