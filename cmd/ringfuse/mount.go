@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -305,4 +306,40 @@ func printStats(s *session.Session) {
 		fmt.Fprintf(os.Stderr, "io_uring: %d queues of depth %d; %d commits (per queue %v), %d served on the pool, %d enters, %d retries, %d stranded, %d starvation demotions\n",
 			rs.Queues, rs.Depth, rs.Commits, rs.QueueCommits, rs.Pooled, rs.Enters, rs.Retries, rs.Stranded, rs.Demotions)
 	}
+	heapHook()
+	printMemory()
+}
+
+var heapHook = func() {}
+
+// memoryClasses are the runtime/metrics classes printMemory reports: where
+// the process's memory is, so that a daemon that stays large after a
+// forget storm shows whether it is live nodes or runtime metadata.
+var memoryClasses = []struct{ label, name string }{
+	{"heap objects", "/memory/classes/heap/objects:bytes"},
+	{"heap free", "/memory/classes/heap/free:bytes"},
+	{"released", "/memory/classes/heap/released:bytes"},
+	{"stacks", "/memory/classes/heap/stacks:bytes"},
+	{"mspan", "/memory/classes/metadata/mspan/inuse:bytes"},
+	{"mspan free", "/memory/classes/metadata/mspan/free:bytes"},
+	{"metadata other", "/memory/classes/metadata/other:bytes"},
+	{"other", "/memory/classes/other:bytes"},
+}
+
+// printMemory writes the Go runtime's memory classes to standard error.
+func printMemory() {
+	samples := make([]metrics.Sample, len(memoryClasses))
+	for i, c := range memoryClasses {
+		samples[i].Name = c.name
+	}
+	metrics.Read(samples)
+	var b strings.Builder
+	b.WriteString("memory:")
+	for i, c := range memoryClasses {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			continue
+		}
+		fmt.Fprintf(&b, " %s %.1f MiB,", c.label, float64(samples[i].Value.Uint64())/(1<<20))
+	}
+	fmt.Fprintln(os.Stderr, strings.TrimSuffix(b.String(), ","))
 }

@@ -326,6 +326,16 @@ func dropCaches(t *testing.T) {
 	}
 }
 
+// memoryLine returns the runtime memory line of a statistics block.
+func memoryLine(block string) string {
+	for line := range strings.Lines(block) {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "memory:") {
+			return l
+		}
+	}
+	return "(no memory line)"
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func storm(t *testing.T, bin, src, transport string) {
@@ -338,8 +348,9 @@ func storm(t *testing.T, bin, src, transport string) {
 		}
 	}
 	time.Sleep(quiet)
-	baseNodes := d.nodes(t)
+	baseNodes, block := d.statsBlock(t)
 	pre := d.rss(t)
+	t.Logf("before the storm: %s", memoryLine(block))
 
 	start := time.Now()
 	err := parallel(n, func(i int) error {
@@ -353,6 +364,7 @@ func storm(t *testing.T, bin, src, transport string) {
 	time.Sleep(quiet)
 	peakNodes, block := d.statsBlock(t)
 	peak := d.rss(t)
+	t.Logf("at the peak: %s", memoryLine(block))
 	t.Logf("%d files stat'ed in %v: %d nodes alive (%d before), VmRSS %s → %s", n, statTime.Round(time.Millisecond), peakNodes, baseNodes, mib(pre), mib(peak))
 	if transport == "uring" && !strings.Contains(block, "channel uring:") {
 		t.Fatalf("the daemon did not serve over io_uring:\n%s", d.output())
