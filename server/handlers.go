@@ -330,20 +330,21 @@ func (w *Worker) doLink(out []byte) (int, syscall.Errno) {
 	return w.putEntry(out), 0
 }
 
-func (w *Worker) putOpen(out []byte, n ringfuse.Node, dir bool) int {
+// putOpen writes the OPEN reply of node id (its fsNode n).
+func (w *Worker) putOpen(out []byte, id uint64, n ringfuse.Node, dir bool) int {
 	o := &w.open
 	oo := wire.View[wire.OpenOut](out)
 	oo.Fh = o.Fh
 	oo.OpenFlags = o.Flags
 	oo.BackingID = 0
 	if !dir && o.PassthroughFd >= 0 {
-		if id, ok := w.s.openBacking(o.Fh, o.PassthroughFd); ok {
-			oo.BackingID = id
+		if bid, ok := w.s.openBacking(id, o.Fh, o.PassthroughFd); ok {
+			oo.BackingID = bid
 			oo.OpenFlags |= wire.FOPEN_PASSTHROUGH
 			oo.OpenFlags &^= wire.FOPEN_KEEP_CACHE | wire.FOPEN_DIRECT_IO
 		}
 	}
-	w.opened, w.openedNode, w.openedDir = o.Fh, n, dir
+	w.opened, w.openedID, w.openedNode, w.openedDir = o.Fh, id, n, dir
 	return wire.SizeofOpenOut
 }
 
@@ -360,7 +361,7 @@ func (w *Worker) doOpen(out []byte) (int, syscall.Errno) {
 		}
 		w.killSuidgidAtOpen(n, in.OpenFlags)
 	}
-	return w.putOpen(out, n, false), 0
+	return w.putOpen(out, w.req.Header.NodeID, n, false), 0
 }
 
 // killSuidgidAtOpen clears the set-ID bits of a file just opened with
@@ -396,7 +397,7 @@ func (w *Worker) doCreate(out []byte) (int, syscall.Errno) {
 	// No killSuidgidAtOpen here: the kernel marks a creating open with
 	// O_TRUNC too, and a file just created keeps the bits it asked for.
 	k := w.putEntry(out)
-	return k + w.putOpen(out[k:], n, false), 0
+	return k + w.putOpen(out[k:], wire.View[wire.EntryOut](out).NodeID, n, false), 0
 }
 
 func (w *Worker) doRead(out []byte) (int, syscall.Errno) {
@@ -452,7 +453,7 @@ func (w *Worker) doStatfs(out []byte) (int, syscall.Errno) {
 
 func (w *Worker) doRelease(out []byte) (int, syscall.Errno) {
 	in := wire.ArgAs[wire.ReleaseIn](&w.req)
-	w.s.releaseBacking(in.Fh)
+	w.s.releaseBacking(w.req.Header.NodeID, in.Fh)
 	if w.s.ops.release == nil {
 		return 0, 0
 	}
@@ -565,7 +566,7 @@ func (w *Worker) doOpendir(out []byte) (int, syscall.Errno) {
 			return 0, errno
 		}
 	}
-	return w.putOpen(out, n, true), 0
+	return w.putOpen(out, w.req.Header.NodeID, n, true), 0
 }
 
 func (w *Worker) doReaddir(out []byte) (int, syscall.Errno) {

@@ -91,7 +91,10 @@ type Server struct {
 	workers   []*Worker
 
 	backingMu sync.Mutex
-	backing   map[uint64]int32 // fh of an open file → passthrough backing id
+	// backing counts the passthrough opens of each open file (usually
+	// one); byNode holds the backing file of each node with such opens.
+	backing   map[backingKey]int
+	byNode    map[uint64]*nodeBacking
 	backingFn func(fd int) (int32, error)
 	backingCl func(id int32) error
 }
@@ -177,7 +180,8 @@ func (s *Server) Logf(format string, args ...any) { s.log.Printf(format, args...
 func (s *Server) SetBacking(open func(fd int) (int32, error), close func(id int32) error) {
 	s.backingMu.Lock()
 	s.backingFn, s.backingCl = open, close
-	s.backing = map[uint64]int32{}
+	s.backing = map[backingKey]int{}
+	s.byNode = map[uint64]*nodeBacking{}
 	s.backingMu.Unlock()
 }
 

@@ -29,6 +29,7 @@ type Worker struct {
 	counted []uint64
 	// opened is the handle the last OPEN or CREATE reply carried.
 	opened     uint64
+	openedID   uint64 // the node ID of that open
 	openedNode ringfuse.Node
 	openedDir  bool
 }
@@ -196,7 +197,7 @@ func (w *Worker) ReplyFailed() {
 				w.s.ops.releasdir.ReleaseDir(&w.ctx, w.openedNode, w.opened)
 			}
 		} else {
-			w.s.releaseBacking(w.opened)
+			w.s.releaseBacking(w.openedID, w.opened)
 			if w.s.ops.release != nil {
 				w.s.ops.release.Release(&w.ctx, w.openedNode, w.opened, 0)
 			}

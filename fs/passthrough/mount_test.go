@@ -159,3 +159,89 @@ func TestKernelPassthrough(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelPassthroughSharedBacking opens one file several times at once,
+// read-only first and then for writing and through a hard link: the
+// kernel takes one backing file per inode, so every open must get the
+// same one. Writes through the later opens reach the backing file and are
+// seen through the first, no READ or WRITE reaches the server, and the
+// backing file is unregistered once the last open is closed.
+func TestKernelPassthroughSharedBacking(t *testing.T) {
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			src := t.TempDir()
+			fsys, err := passthrough.New(src, &passthrough.Options{Passthrough: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := testmount.Mount(t, fsys, testmount.Options{Transport: tr, Server: server.Options{Passthrough: true}, Cleanup: func() { fsys.Close() }})
+			if s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
+				t.Fatal("FUSE_PASSTHROUGH not negotiated")
+			}
+			p := filepath.Join(s.Dir(), "f")
+			if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(p, filepath.Join(s.Dir(), "g")); err != nil {
+				t.Fatal(err)
+			}
+			r, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			w, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatalf("second open of an open file: %v", err)
+			}
+			defer w.Close()
+			l, err := os.OpenFile(filepath.Join(s.Dir(), "g"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatalf("open through a hard link: %v", err)
+			}
+			defer l.Close()
+			if n := s.Server().BackingFiles(); n != 1 {
+				t.Errorf("%d backing files registered for three opens of one inode, want 1", n)
+			}
+			if _, err := w.WriteAt([]byte("ab"), 0); err != nil {
+				t.Fatalf("write through the second open: %v", err)
+			}
+			if _, err := l.WriteAt([]byte("yz"), 8); err != nil {
+				t.Fatalf("write through the hard link: %v", err)
+			}
+			buf := make([]byte, 10)
+			if _, err := r.ReadAt(buf, 0); err != nil {
+				t.Fatalf("read through the first open: %v", err)
+			}
+			if string(buf) != "ab234567yz" {
+				t.Errorf("first open reads %q, want %q", buf, "ab234567yz")
+			}
+			if b, _ := os.ReadFile(filepath.Join(src, "f")); string(b) != "ab234567yz" {
+				t.Errorf("backing file holds %q", b)
+			}
+			for _, f := range []*os.File{r, w, l} {
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// RELEASE is asynchronous: wait for the server to see it.
+			deadline := time.Now().Add(5 * time.Second)
+			for s.Server().BackingFiles() != 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := s.Server().BackingFiles(); n != 0 {
+				t.Errorf("%d backing files still registered after every open was closed", n)
+			}
+			// A new open after the last release registers afresh.
+			if b, err := os.ReadFile(p); err != nil || string(b) != "ab234567yz" {
+				t.Errorf("reopen: %q, %v", b, err)
+			}
+			st := s.Server().Stats()
+			for _, ch := range []string{"devfuse", "uring"} {
+				if n := st.Requests(ch, "READ") + st.Requests(ch, "WRITE"); n != 0 {
+					t.Errorf("%s carried %d READ/WRITE requests; passthrough should bypass the server", ch, n)
+				}
+			}
+		})
+	}
+}

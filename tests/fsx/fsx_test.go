@@ -62,17 +62,8 @@ var variants = []variant{
 	// Operations as root and as two unprivileged users. Without
 	// default_permissions the daemon, running as root, would decide
 	// every access as root, which is by design, not a divergence.
-	{name: "users", mount: mount.Options{DefaultPermissions: true, AllowOther: true}, users: true},
-}
-
-// extraVariants can be chosen with -fsx.variant but are left out of the
-// rotation. kpassthrough (FUSE_PASSTHROUGH) has a known bug: the server
-// registers one backing file per open, and the kernel refuses a second,
-// different backing file for an inode that is already open, so a second
-// open of an open file fails with EIO. It needs one shared backing file
-// per inode.
-var extraVariants = []variant{
 	{name: "kpassthrough", server: server.Options{Passthrough: true}, fs: passthrough.Options{Passthrough: true}},
+	{name: "users", mount: mount.Options{DefaultPermissions: true, AllowOther: true}, users: true},
 }
 
 // variantOf picks the variant of a round: -fsx.variant, or one that
@@ -80,7 +71,7 @@ var extraVariants = []variant{
 // variants and a seed always replays with the same one.
 func variantOf(seed int64, transport int) (variant, error) {
 	if *flagVariant != "" {
-		for _, v := range append(variants[:len(variants):len(variants)], extraVariants...) {
+		for _, v := range variants {
 			if v.name == *flagVariant {
 				return v, nil
 			}
