@@ -156,6 +156,21 @@ func (f *fakeRing) wait(t testing.TB, what string, ok func() bool) {
 func (f *fakeRing) deliver(t testing.TB, h wire.InHeader, arg, payload []byte) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.deliverLocked(t, h, arg, payload)
+}
+
+// deliverBatch delivers requests with one header each and the same
+// argument, all completed before the queue can reap any of them.
+func (f *fakeRing) deliverBatch(t testing.TB, hs []wire.InHeader, arg []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wait(t, "available entries", func() bool { return len(f.avail) >= len(hs) })
+	for _, h := range hs {
+		f.deliverLocked(t, h, arg, nil)
+	}
+}
+
+func (f *fakeRing) deliverLocked(t testing.TB, h wire.InHeader, arg, payload []byte) int {
 	f.wait(t, "an available entry", func() bool { return len(f.avail) > 0 })
 	idx := f.avail[0]
 	f.avail = f.avail[:copy(f.avail, f.avail[1:])]
@@ -353,6 +368,57 @@ func TestFakeServe(t *testing.T) {
 	cs := env.ch.Stats()
 	if cs.Registered != uint64(cs.Queues*cs.Depth) || cs.Depth != DefaultQueueDepth {
 		t.Errorf("stats %+v", cs)
+	}
+}
+
+// TestFakePoolMemory checks when data requests go to the pool: single
+// ones are served inline until the queue sees two at once; after that,
+// single ones go to the pool too, until parallelMemory batches have passed
+// without a second request.
+func TestFakePoolMemory(t *testing.T) {
+	env := newFakeEnv(t, Options{}, nil)
+	f := env.ring(0)
+	node := env.lookup(0)
+	arg := wire.AsBytes(&wire.ReadIn{Size: 6})
+	read := func() {
+		t.Helper()
+		if rec := env.request(0, wire.FUSE_READ, node, arg, nil); rec.out.Error != 0 || rec.psz != 6 {
+			t.Fatalf("READ: out %+v, payload_sz %d", rec.out, rec.psz)
+		}
+	}
+	pooled := func() uint64 { return env.ch.Stats().Pooled }
+	for range 10 {
+		read()
+	}
+	if p := pooled(); p != 0 {
+		t.Fatalf("%d single reads served on the pool; want inline", p)
+	}
+	hs := []wire.InHeader{
+		{Opcode: wire.FUSE_READ, Unique: env.nextUnique(), NodeID: node},
+		{Opcode: wire.FUSE_READ, Unique: env.nextUnique(), NodeID: node},
+	}
+	f.deliverBatch(t, hs, arg)
+	for _, h := range hs {
+		if rec := f.waitCommit(t, h.Unique); rec.out.Error != 0 {
+			t.Fatalf("READ in a batch: out %+v", rec.out)
+		}
+	}
+	if p := pooled(); p != 2 {
+		t.Fatalf("%d reads on the pool after a batch of two; want 2", p)
+	}
+	read()
+	if p := pooled(); p != 3 {
+		t.Errorf("a single read right after a batch of two was served inline; want the pool")
+	}
+	for range 2 * parallelMemory {
+		read()
+	}
+	before := pooled()
+	for range 10 {
+		read()
+	}
+	if p := pooled(); p != before {
+		t.Errorf("%d of 10 single reads went to the pool %d batches after the last batch of two; want inline", p-before, 2*parallelMemory)
 	}
 }
 

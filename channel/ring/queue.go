@@ -37,6 +37,9 @@ type queue struct {
 	live     int          // entries not dead
 	backoff  bool         // a REGISTER came back -EAGAIN in this batch
 	parallel bool         // this batch may hand requests to the pool
+	// recent counts down the batches, after one that was parallel, in
+	// which data requests still go to the pool (see parallelMemory).
+	recent int
 	refused  bool         // a REGISTER refusal was logged
 
 	mu     sync.Mutex // orders wake against close
@@ -147,7 +150,13 @@ func (q *queue) loop() {
 		}
 		n := q.ring.Reap(q.cqes)
 		q.stats.cqes.Add(uint64(n))
-		q.parallel = n > 1 || q.inflight > 0
+		switch {
+		case n > 1 || n == 1 && q.inflight > 0:
+			q.recent = parallelMemory
+		case n == 1 && q.recent > 0:
+			q.recent--
+		}
+		q.parallel = q.recent > 0
 		for _, c := range q.cqes[:n] {
 			q.complete(c, flags)
 		}
@@ -297,6 +306,14 @@ func mayBlock(op wire.Opcode) bool {
 	}
 	return false
 }
+
+// parallelMemory is how many batches a queue keeps handing data requests
+// to the pool after it last saw two requests at once. A client that keeps
+// several requests in flight leaves gaps where only one is pending; served
+// inline, that one would hold the queue thread through its I/O while the
+// client's next requests wait unseen in the ring. A client that never has
+// two requests in flight is always served inline.
+const parallelMemory = 64
 
 // poolSize bounds the goroutines per queue: as many as entries, since each
 // may block, but not more than enough to keep a deep device queue busy.
