@@ -37,10 +37,10 @@ type queue struct {
 	live     int          // entries not dead
 	backoff  bool         // a REGISTER came back -EAGAIN in this batch
 	parallel bool         // this batch may hand requests to the pool
+	refused  bool         // a REGISTER refusal was logged
 	// recent counts down the batches, after one that was parallel, in
 	// which data requests still go to the pool (see parallelMemory).
 	recent int
-	refused  bool         // a REGISTER refusal was logged
 
 	mu     sync.Mutex // orders wake against close
 	closed bool
