@@ -118,20 +118,28 @@ func waitNodes(t *testing.T, s *session.Session, want int64) {
 	}
 }
 
+// mountKernelPassthrough mounts a passthrough of a new directory over
+// transport tr with FUSE_PASSTHROUGH on, and returns the directory.
+func mountKernelPassthrough(t *testing.T, tr string) (string, *session.Session) {
+	t.Helper()
+	src := t.TempDir()
+	fsys, err := passthrough.New(src, &passthrough.Options{Passthrough: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testmount.Mount(t, fsys, testmount.Options{Transport: tr, Server: server.Options{Passthrough: true}, Cleanup: func() { fsys.Close() }})
+	if s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
+		t.Fatal("FUSE_PASSTHROUGH not negotiated")
+	}
+	return src, s
+}
+
 // TestKernelPassthrough serves reads and writes through FUSE_PASSTHROUGH
 // backing files: data moves, yet no READ or WRITE reaches the server.
 func TestKernelPassthrough(t *testing.T) {
 	for _, tr := range testmount.Transports {
 		t.Run(tr, func(t *testing.T) {
-			src := t.TempDir()
-			fsys, err := passthrough.New(src, &passthrough.Options{Passthrough: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := testmount.Mount(t, fsys, testmount.Options{Transport: tr, Server: server.Options{Passthrough: true}, Cleanup: func() { fsys.Close() }})
-			if s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
-				t.Fatal("FUSE_PASSTHROUGH not negotiated")
-			}
+			src, s := mountKernelPassthrough(t, tr)
 			p := filepath.Join(s.Dir(), "f")
 			data := make([]byte, 1<<20)
 			for i := range data {
@@ -169,15 +177,7 @@ func TestKernelPassthrough(t *testing.T) {
 func TestKernelPassthroughSharedBacking(t *testing.T) {
 	for _, tr := range testmount.Transports {
 		t.Run(tr, func(t *testing.T) {
-			src := t.TempDir()
-			fsys, err := passthrough.New(src, &passthrough.Options{Passthrough: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := testmount.Mount(t, fsys, testmount.Options{Transport: tr, Server: server.Options{Passthrough: true}, Cleanup: func() { fsys.Close() }})
-			if s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
-				t.Fatal("FUSE_PASSTHROUGH not negotiated")
-			}
+			src, s := mountKernelPassthrough(t, tr)
 			p := filepath.Join(s.Dir(), "f")
 			if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
 				t.Fatal(err)
