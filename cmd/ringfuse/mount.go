@@ -306,11 +306,8 @@ func printStats(s *session.Session) {
 		fmt.Fprintf(os.Stderr, "io_uring: %d queues of depth %d; %d commits (per queue %v), %d served on the pool, %d enters, %d retries, %d stranded, %d starvation demotions\n",
 			rs.Queues, rs.Depth, rs.Commits, rs.QueueCommits, rs.Pooled, rs.Enters, rs.Retries, rs.Stranded, rs.Demotions)
 	}
-	heapHook()
 	printMemory()
 }
-
-var heapHook = func() {}
 
 // memoryClasses are the runtime/metrics classes printMemory reports: where
 // the process's memory is, so that a daemon that stays large after a
