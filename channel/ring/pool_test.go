@@ -173,8 +173,10 @@ func TestRingSchedIdle(t *testing.T) {
 			}
 		}
 	}
-	if idle != nq {
-		t.Errorf("%d SCHED_IDLE pinned threads, want one per queue (%d)", idle, nq)
+	// Under load (other test binaries, compilers) the guard may already
+	// have lifted a queue thread back into the normal class.
+	if d := int(s.Ring().Stats().Demotions); idle > nq || idle+d < nq {
+		t.Errorf("%d SCHED_IDLE pinned threads and %d demotions, want one such thread per queue (%d)", idle, d, nq)
 	}
 	onCPUs(t, nq, func(int) error { return statN(path, 200) })
 	if st := s.Server().Stats(); st.Requests("uring", "GETATTR") < uint64(nq*200) {
