@@ -21,6 +21,7 @@ type ops struct {
 	open      ringfuse.Opener
 	read      ringfuse.Reader
 	write     ringfuse.Writer
+	fdFiler   ringfuse.FdFiler
 	statfs    ringfuse.StatFSer
 	release   ringfuse.Releaser
 	fsync     ringfuse.Fsyncer
@@ -58,6 +59,7 @@ func (o *ops) resolve(fs ringfuse.FileSystem) {
 	o.open, _ = fs.(ringfuse.Opener)
 	o.read, _ = fs.(ringfuse.Reader)
 	o.write, _ = fs.(ringfuse.Writer)
+	o.fdFiler, _ = fs.(ringfuse.FdFiler)
 	o.statfs, _ = fs.(ringfuse.StatFSer)
 	o.release, _ = fs.(ringfuse.Releaser)
 	o.fsync, _ = fs.(ringfuse.Fsyncer)

@@ -495,3 +495,24 @@ func (fs *FS) RemoveXattr(ctx context.Context, n ringfuse.Node, name string) sys
 		return errnoOf(unix.Removexattr(procPath(fd), name))
 	})
 }
+
+// AcquireFd implements ringfuse.FdFiler: the descriptor of an open file,
+// held open until ReleaseFd.
+func (fs *FS) AcquireFd(fh uint64) (int, any, bool) {
+	of := fs.handles.get(fh)
+	if of == nil {
+		return -1, nil, false
+	}
+	if of.dir != nil {
+		of.put()
+		return -1, nil, false
+	}
+	return of.fd, of, true
+}
+
+// ReleaseFd implements ringfuse.FdFiler.
+func (fs *FS) ReleaseFd(hold any) {
+	if of, ok := hold.(*openFile); ok {
+		of.put()
+	}
+}
