@@ -26,7 +26,20 @@
 // still out, a queue hands data and lock-wait requests (READ, WRITE, FSYNC,
 // FALLOCATE, COPY_FILE_RANGE, SETLKW) to a pool of goroutines, which run on
 // any CPU; the pool hands finished entries back and wakes the queue, which
-// alone submits their commits. A serial client is always served inline.
+// alone submits their commits. A serial client is always served inline. A
+// queue that saw two requests at once keeps using the pool for a while, so
+// that a lone request in a gap does not hold the queue thread through its
+// I/O.
+//
+// # Reads and writes on the ring
+//
+// With [Options.FileIO], when the filesystem implements ringfuse.FdFiler
+// (the passthrough does), a queue serves READ and WRITE without calling the filesystem or the
+// pool: it queues an IORING_OP_READ into the entry's payload buffer, or an
+// IORING_OP_WRITE from it, on its own ring, and commits the entry when
+// that completes. One thread then keeps as many reads and writes in flight
+// as it has entries, with no hand-off between threads; a short transfer is
+// finished synchronously, as the filesystem would.
 //
 // # Scheduling class
 //

@@ -23,6 +23,10 @@ var (
 // wakeTag is the user_data of the waker's poll; entry indices are small.
 const wakeTag = ^uint64(0)
 
+// ioTag marks the user data of a file read or write (StartIO); the low bits
+// are the entry index.
+const ioTag = uint64(1) << 62
+
 // kernelRing is the real [QueueRing]: one io_uring instance with 128-byte
 // SQEs on /dev/fuse, a waker, and the REGISTER iovec arrays.
 type kernelRing struct {
@@ -126,6 +130,16 @@ func (k *kernelRing) Commit(e *Entry, commitID uint64) error {
 
 // SubmitAndWait implements [QueueRing]: one io_uring_enter (plus retries
 // when a signal interrupts it).
+// StartIO implements FileIORing with IORING_OP_READ and IORING_OP_WRITE.
+func (k *kernelRing) StartIO(e *Entry, write bool, fd int, buf []byte, off int64) error {
+	sqe := k.r.NextSQE()
+	if sqe == nil {
+		return uring.ErrSQFull
+	}
+	sqe.PrepRW(write, int32(fd), buf, uint64(off), ioTag|uint64(e.Index))
+	return nil
+}
+
 func (k *kernelRing) SubmitAndWait() error {
 	if k.armWaker {
 		// Arming resets the eventfd: a Wake between the caller's last
@@ -155,7 +169,11 @@ func (k *kernelRing) Reap(dst []Completion) int {
 			}
 			continue
 		}
-		dst[j] = Completion{Entry: int(c.UserData), Res: c.Res}
+		if c.UserData&ioTag != 0 {
+			dst[j] = Completion{Entry: int(c.UserData &^ ioTag), Res: c.Res, IO: true}
+		} else {
+			dst[j] = Completion{Entry: int(c.UserData), Res: c.Res}
+		}
 		j++
 	}
 	return j

@@ -56,6 +56,15 @@ type Options struct {
 	// back in the normal class for a second.
 	SchedIdle bool
 
+	// FileIO makes the queues serve the READ and WRITE requests of a
+	// filesystem that implements ringfuse.FdFiler (the passthrough does)
+	// as asynchronous reads and writes on their own rings, without calling
+	// its Read and Write: a queue then keeps up to its depth of them in
+	// flight from one thread, without handing them to other threads. It is
+	// off by default because it bypasses Read and Write: a filesystem that
+	// wraps another and overrides Read inherits the inner one's FdFiler.
+	// The ringfuse daemon turns it on with -o io_uring_file_io.
+	FileIO bool
 	// KeepProcs leaves GOMAXPROCS alone. By default Prepare raises it (never
 	// lowers it) to the CPU count plus one per pool goroutine: pool
 	// goroutines block in system calls, and Go hands the P of a blocked

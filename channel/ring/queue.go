@@ -29,6 +29,13 @@ type queue struct {
 	ents []Entry
 	cqes []Completion
 
+	// fio is the ring as a FileIORing if Options.FileIO is set and the
+	// ring can do file I/O; ios holds each entry's read or write, and
+	// ioPending counts those on the ring.
+	fio       FileIORing
+	ios       []server.FileIO
+	ioPending int
+
 	// forgets collects the forgets that arrived on the ring during one
 	// completion batch; they are applied after the batch, once their
 	// entries' empty commits are queued.
@@ -102,12 +109,16 @@ func (q *queue) run(ready chan<- error) {
 	q.ring = r
 	q.mu.Unlock()
 	q.w = q.s.NewWorker("uring")
+	if fio, ok := r.(FileIORing); ok && q.c.opts.FileIO {
+		q.fio, q.ios = fio, make([]server.FileIO, len(q.ents))
+	}
 	q.startPool()
 	ready <- nil
 
 	select {
 	case <-q.c.start:
 		q.loop()
+		q.drainIO()
 	case <-q.c.stop:
 	}
 	// The pool writes into entries and wakes the ring: it must be gone
@@ -217,6 +228,15 @@ func (q *queue) complete(c Completion, flags uint64) {
 		return
 	}
 	e := &q.ents[c.Entry]
+	if c.IO {
+		if e.state != entryIO {
+			q.s.Logf("ring: queue %d: I/O completion for entry %d, which has none (res %d)", q.qid, c.Entry, c.Res)
+			return
+		}
+		q.ioPending--
+		q.finishIO(e, c.Res)
+		return
+	}
 	if e.state != entryRegister && e.state != entryCommit {
 		q.s.Logf("ring: queue %d: completion for idle entry %d (res %d)", q.qid, c.Entry, c.Res)
 		return
@@ -278,6 +298,10 @@ func (q *queue) serve(e *Entry) {
 		*out = wire.OutHeader{Len: wire.SizeofOutHeader, Unique: commitID}
 		h.RingEnt.PayloadSz = 0
 		q.commit(e, commitID)
+		return
+	}
+
+	if q.fio != nil && (in.Opcode == wire.FUSE_READ || in.Opcode == wire.FUSE_WRITE) && q.startIO(e, psz) {
 		return
 	}
 
@@ -370,8 +394,71 @@ func (q *queue) handle(w *server.Worker, e *Entry) {
 	h := e.Header
 	commitID := h.RingEnt.CommitID
 	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
+	putReply(e, commitID, w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload))
+}
+
+// startIO queues the READ or WRITE delivered into e as a read or write on
+// the ring, if the server lets the channel do it; it reports whether it
+// did.
+func (q *queue) startIO(e *Entry, psz int) bool {
+	h := e.Header
+	io := &q.ios[e.Index]
+	if !q.w.StartFileIO(h.InOut[:], h.OpIn[:], e.Payload[:psz], len(e.Payload), io) {
+		return false
+	}
+	e.state, e.commitID = entryIO, h.RingEnt.CommitID
+	q.stats.fileIO.Add(1)
+	buf := e.Payload[:io.Len]
+	if io.Write {
+		buf = io.Data
+	}
+	if len(buf) == 0 {
+		q.finishIO(e, 0)
+		return true
+	}
+	if err := q.fio.StartIO(e, io.Write, io.Fd, buf, io.Off); err != nil {
+		// No room on the ring (never expected: one command per
+		// entry); FinishFileIO does the I/O itself after EAGAIN.
+		q.finishIO(e, -int32(unix.EAGAIN))
+		return true
+	}
+	q.ioPending++
+	return true
+}
+
+// finishIO answers the READ or WRITE of e whose I/O ended with res and
+// queues its commit.
+func (q *queue) finishIO(e *Entry, res int32) {
+	putReply(e, e.commitID, q.w.FinishFileIO(&q.ios[e.Index], res, e.Payload))
+	q.ios[e.Index] = server.FileIO{}
+	q.commit(e, e.commitID)
+}
+
+// drainIO waits, once the queue has stopped serving, for the reads and
+// writes still on the ring, so that the filesystem gets its descriptors
+// back before the ring and the buffers go away. Reads and writes of local
+// files end on their own; a failing ring ends the wait.
+func (q *queue) drainIO() {
+	for q.ioPending > 0 {
+		if err := q.ring.SubmitAndWait(); err != nil && !transient(err) {
+			q.s.Logf("ring: queue %d: %d reads or writes still on the ring at exit: %v", q.qid, q.ioPending, err)
+			return
+		}
+		n := q.ring.Reap(q.cqes)
+		for _, c := range q.cqes[:n] {
+			if c.IO && c.Entry >= 0 && c.Entry < len(q.ents) && q.ents[c.Entry].state == entryIO {
+				q.ioPending--
+				q.ents[c.Entry].state = entryDead
+				q.w.AbandonFileIO(&q.ios[c.Entry])
+			}
+		}
+	}
+}
+
+// putReply writes rep into e's header (and its length into the entry).
+func putReply(e *Entry, commitID uint64, rep server.Reply) {
+	h := e.Header
 	out := (*wire.OutHeader)(unsafe.Pointer(&h.InOut[0]))
-	rep := w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload)
 	n := rep.Len
 	switch {
 	case rep.None:

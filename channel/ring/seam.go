@@ -38,6 +38,7 @@ const (
 	entryRegister                   // REGISTER in flight
 	entryCommit                     // COMMIT_AND_FETCH in flight
 	entryAsync                      // being served by the queue's pool
+	entryIO                         // its READ or WRITE is on the ring (FileIORing)
 	entryDead                       // ended by the kernel, refused or stranded
 )
 
@@ -52,6 +53,22 @@ type Completion struct {
 	// command again, anything else is a refusal (REGISTER) or a lost
 	// commit (COMMIT_AND_FETCH).
 	Res int32
+	// IO marks the completion of a read or write queued by
+	// [FileIORing.StartIO]; Res is then its byte count or a negative errno.
+	IO bool
+}
+
+// FileIORing is implemented by a [QueueRing] that can also read and write
+// files. With [Options.FileIO] the queue then serves the READ and WRITE
+// requests of a filesystem that implements ringfuse.FdFiler as
+// asynchronous reads and writes on the same ring, so that one thread keeps
+// many in flight without handing them to other threads.
+type FileIORing interface {
+	// StartIO queues a read into buf (or, with write, a write of buf) at
+	// off on fd for entry e. It completes with a Completion for e whose
+	// IO is set. At most one command per entry is queued or in flight,
+	// so the ring's room for Depth commands covers it.
+	StartIO(e *Entry, write bool, fd int, buf []byte, off int64) error
 }
 
 // RingConfig describes the queue a [QueueRing] is made for.

@@ -38,6 +38,9 @@ type Stats struct {
 	// Pooled counts requests a queue handed to its pool because more than
 	// one was pending; the rest were served on the queue's own thread.
 	Pooled uint64
+	// FileIO counts READ and WRITE requests served with reads and writes
+	// on the ring (Options.FileIO).
+	FileIO uint64
 	// Demotions counts the times the starvation guard moved an idle-class
 	// queue thread (Options.SchedIdle) back to the normal class.
 	Demotions uint64
@@ -52,6 +55,7 @@ type queueStats struct {
 	registered, registerFailures, dead, stranded atomic.Uint64
 	commits, cqes, enters, retries               atomic.Uint64
 	forgets, forgetMsgs, forgetErrors, pooled    atomic.Uint64
+	fileIO                                       atomic.Uint64
 	demotions                                    atomic.Uint64
 	_                                            [64]byte // keep queues' counters off each other's cache lines
 }
@@ -80,6 +84,7 @@ func (c *Channel) Stats() Stats {
 		st.ForgetMsgs += s.forgetMsgs.Load()
 		st.ForgetErrors += s.forgetErrors.Load()
 		st.Pooled += s.pooled.Load()
+		st.FileIO += s.fileIO.Load()
 		st.Demotions += s.demotions.Load()
 	}
 	return st

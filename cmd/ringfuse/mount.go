@@ -48,6 +48,8 @@ Options (-o, comma separated, libfuse style):
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
   io_uring_no_affinity   do not pin each queue's thread to its CPU
+  io_uring_file_io       do the passthrough's reads and writes as
+                         asynchronous reads and writes on each queue's ring
   io_uring_sched_idle    run queue threads in the SCHED_IDLE class (with a
                          starvation guard) so clients stay on their CPU
   readers=N              /dev/fuse reader threads (default 4)
@@ -135,7 +137,7 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
-		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle":
+		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle", "io_uring_file_io":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()
@@ -303,8 +305,8 @@ func printStats(s *session.Session) {
 	st.WriteTo(os.Stderr)
 	if r := s.Ring(); r != nil && r.Err() == nil {
 		rs := r.Stats()
-		fmt.Fprintf(os.Stderr, "io_uring: %d queues of depth %d; %d commits (per queue %v), %d served on the pool, %d enters, %d retries, %d stranded, %d starvation demotions\n",
-			rs.Queues, rs.Depth, rs.Commits, rs.QueueCommits, rs.Pooled, rs.Enters, rs.Retries, rs.Stranded, rs.Demotions)
+		fmt.Fprintf(os.Stderr, "io_uring: %d queues of depth %d; %d commits (per queue %v), %d served on the pool, %d as reads and writes on the ring, %d enters, %d retries, %d stranded, %d starvation demotions\n",
+			rs.Queues, rs.Depth, rs.Commits, rs.QueueCommits, rs.Pooled, rs.FileIO, rs.Enters, rs.Retries, rs.Stranded, rs.Demotions)
 	}
 	printMemory()
 }

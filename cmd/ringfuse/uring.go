@@ -22,6 +22,8 @@ func applyUring(c *config) error {
 			o.NoAffinity = true
 		case "io_uring_sched_idle":
 			o.SchedIdle = true
+		case "io_uring_file_io":
+			o.FileIO = true
 		}
 	}
 	c.session.Uring = o

@@ -15,6 +15,23 @@ func (s *SQE) PrepNop(userData uint64) {
 	s.UserData = userData
 }
 
+// PrepRW makes s an IORING_OP_READ into buf (or, with write, an
+// IORING_OP_WRITE of buf) at offset off of fd. buf must stay valid, and
+// outside the Go heap or pinned, until the CQE arrives.
+func (s *SQE) PrepRW(write bool, fd int32, buf []byte, off uint64, userData uint64) {
+	s.Opcode = IORING_OP_READ
+	if write {
+		s.Opcode = IORING_OP_WRITE
+	}
+	s.Fd = fd
+	s.Off = off
+	s.Len = uint32(len(buf))
+	if len(buf) > 0 {
+		s.Addr = uint64(uintptr(unsafe.Pointer(&buf[0])))
+	}
+	s.UserData = userData
+}
+
 // PrepURingCmd makes s an IORING_OP_URING_CMD for the file fd (or the fixed
 // file with index fd if IOSQE_FIXED_FILE is then set in s.Flags), with the
 // driver command cmdOp. The command's payload goes in [SQE.Cmd]; a FUSE

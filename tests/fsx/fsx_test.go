@@ -13,6 +13,7 @@ import (
 	"ringfuse/internal/testmount"
 	"ringfuse/mount"
 	"ringfuse/server"
+	"ringfuse/session"
 	"ringfuse/wire"
 )
 
@@ -35,7 +36,7 @@ var (
 	flagTrace = flag.Bool("fsx.trace", false,
 		"log every operation and both results")
 	flagVariant = flag.String("fsx.variant", "",
-		"mount variant to use (cached, uncached, kpassthrough, users); empty picks one per round from the seed and the transport")
+		"mount variant to use (cached, uncached, kpassthrough, fileio, users); empty picks one per round from the seed and the transport")
 )
 
 // variant is a way to mount the passthrough filesystem.
@@ -47,13 +48,18 @@ type variant struct {
 	// users runs each operation as its Op.User; otherwise all run as
 	// root.
 	users bool
+	// fileIO serves reads and writes as reads and writes on the rings
+	// (ring.Options.FileIO; no effect over /dev/fuse).
+	fileIO bool
 }
 
 // variants are the mount configurations rounds rotate through: the
 // daemon's defaults; no kernel caching of names and attributes and no fd
 // cache, so that every path walk looks names up again and every operation
 // reopens its node by handle; FUSE_PASSTHROUGH, where the kernel does
-// reads, writes and mmap on the backing files itself; and operations by
+// reads, writes and mmap on the backing files itself; reads and writes
+// done as reads and writes on the rings (FileIO, -o io_uring_file_io);
+// and operations by
 // several users under default_permissions, which exercises the daemon's
 // handing of new files to their callers.
 var variants = []variant{
@@ -63,6 +69,7 @@ var variants = []variant{
 	// default_permissions the daemon, running as root, would decide
 	// every access as root, which is by design, not a divergence.
 	{name: "kpassthrough", server: server.Options{Passthrough: true}, fs: passthrough.Options{Passthrough: true}},
+	{name: "fileio", fileIO: true},
 	{name: "users", mount: mount.Options{DefaultPermissions: true, AllowOther: true}, users: true},
 }
 
@@ -303,6 +310,11 @@ func execute(t *testing.T, su setup, ops []Op, opts RunOptions) *Divergence {
 		// the EACCES of nodev) and set-ID bits are honoured.
 		Mount:   mo,
 		Cleanup: func() { fsys.Close() },
+		Session: func(so *session.Options) {
+			if so.Uring != nil {
+				so.Uring.FileIO = su.variant.fileIO
+			}
+		},
 	})
 	if su.variant.server.Passthrough && s.Server().Init().Flags&wire.FUSE_PASSTHROUGH == 0 {
 		t.Fatal("FUSE_PASSTHROUGH not negotiated")

@@ -1,0 +1,199 @@
+package ring_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse/channel/ring"
+	"ringfuse/fs/passthrough"
+	"ringfuse/mount"
+	"ringfuse/session"
+)
+
+// alignedBuf returns n bytes aligned for O_DIRECT.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+4096)
+	off := int(4096 - uintptr(unsafe.Pointer(&b[0]))%4096)
+	return b[off%4096 : off%4096+n]
+}
+
+// mountFileIO serves src through the passthrough over io_uring with
+// Options.FileIO.
+func mountFileIO(t *testing.T, src string) *session.Session {
+	t.Helper()
+	pfs, err := passthrough.New(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := mountT(t, pfs, session.Options{Server: noCache, Uring: &ring.Options{QueueDepth: 8, FileIO: true}})
+	t.Cleanup(func() { pfs.Close() })
+	return s
+}
+
+// TestRingFileIO serves the passthrough's reads and writes as reads and
+// writes on the queues' rings (Options.FileIO): clients on every CPU write
+// and read back random blocks of one file, buffered and with O_DIRECT,
+// read across the end of a file of odd size, and write at its end; the
+// backing file must hold exactly what was written, and the statistics must
+// show the requests went the ring's way.
+func TestRingFileIO(t *testing.T) {
+	src := t.TempDir()
+	s := mountFileIO(t, src)
+	nq := s.Ring().Stats().Queues
+
+	const size = 4 << 20
+	const block = 4096
+	path := filepath.Join(s.Dir(), "data")
+	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Each client owns the blocks whose index modulo the client count
+	// is its number, so that the expected contents are known.
+	const per = 3
+	clients := nq * per
+	var id atomic.Int64
+	withWatchdog(t, s, 2*time.Minute, func() {
+		onCPUsN(t, nq, per, func(int) error {
+			me := int(id.Add(1) - 1)
+			flags := unix.O_RDWR | unix.O_CLOEXEC
+			if me%2 == 0 {
+				flags |= unix.O_DIRECT
+			}
+			fd, err := unix.Open(path, flags, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			rng := rand.New(rand.NewPCG(uint64(me), 7))
+			buf, got := alignedBuf(block), alignedBuf(block)
+			for range 300 {
+				b := rng.IntN(size/block/clients)*clients + me
+				for i := range buf {
+					buf[i] = byte(b*31 + i + me)
+				}
+				if n, err := unix.Pwrite(fd, buf, int64(b*block)); err != nil || n != block {
+					return fmt.Errorf("client %d: pwrite block %d: %d, %w", me, b, n, err)
+				}
+				if n, err := unix.Pread(fd, got, int64(b*block)); err != nil || n != block {
+					return fmt.Errorf("client %d: pread block %d: %d, %w", me, b, n, err)
+				}
+				if !bytes.Equal(got, buf) {
+					return fmt.Errorf("client %d: block %d reads back differently", me, b)
+				}
+			}
+			return nil
+		})
+	})
+	back, err := os.ReadFile(filepath.Join(src, "data"))
+	if err != nil || len(back) != size {
+		t.Fatalf("backing file: %d bytes, %v", len(back), err)
+	}
+
+	// A read across the end of a file returns what there is.
+	odd := filepath.Join(s.Dir(), "odd")
+	want := bytes.Repeat([]byte("0123456789"), 1001) // 10010 bytes
+	if err := os.WriteFile(odd, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := make([]byte, 8192)
+	n, err := f.ReadAt(tail, 8192)
+	f.Close()
+	if n != len(want)-8192 || !bytes.Equal(tail[:n], want[8192:]) || (err != nil && err != io.EOF) {
+		t.Errorf("read across the end: %d bytes, %v; want %d", n, err, len(want)-8192)
+	}
+	// Appends go to the end: the kernel gives each WRITE its offset.
+	a, err := os.OpenFile(odd, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if b, _ := os.ReadFile(filepath.Join(src, "odd")); !bytes.Equal(b, append(want, "end"...)) {
+		t.Errorf("after an append the backing file holds %d bytes", len(b))
+	}
+
+	cs := s.Ring().Stats()
+	if min := uint64(2 * 300 * clients); cs.FileIO < min {
+		t.Errorf("%d requests served as reads and writes on the ring; want at least %d", cs.FileIO, min)
+	}
+	if cs.Pooled != 0 {
+		t.Errorf("%d requests went to the pool with FileIO on", cs.Pooled)
+	}
+	st := s.Server().Stats()
+	checkDevfuseIdle(t, &st)
+	if st.Requests("uring", "READ") == 0 || st.Requests("uring", "WRITE") == 0 {
+		t.Errorf("READ/WRITE not counted on the ring: %d/%d", st.Requests("uring", "READ"), st.Requests("uring", "WRITE"))
+	}
+}
+
+// TestRingFileIOAbort aborts the connection while clients keep O_DIRECT
+// reads and writes in flight on the rings: clients get ENOTCONN, nothing
+// hangs, and the unmount finds no descriptor of the filesystem left open
+// (a read or write still on a ring at exit must give its descriptor back).
+func TestRingFileIOAbort(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "data"), make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := mountFileIO(t, src)
+	nq := s.Ring().Stats().Queues
+	path := filepath.Join(s.Dir(), "data")
+	started := make(chan struct{}, 64)
+	go func() {
+		for range nq {
+			<-started
+		}
+		time.Sleep(200 * time.Millisecond)
+		_ = mount.Abort(s.ConnID())
+	}()
+	withWatchdog(t, s, time.Minute, func() {
+		onCPUsN(t, nq, 4, func(cpu int) error {
+			fd, err := unix.Open(path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+			if err != nil {
+				started <- struct{}{}
+				return nil // the abort came first
+			}
+			defer unix.Close(fd)
+			buf := alignedBuf(64 << 10)
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			for i := 0; ; i++ {
+				off := int64(i%128) * int64(len(buf))
+				var err error
+				if i%2 == 0 {
+					_, err = unix.Pwrite(fd, buf, off)
+				} else {
+					_, err = unix.Pread(fd, buf, off)
+				}
+				if errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("I/O before the abort: %w", err)
+				}
+			}
+		})
+	})
+	if s.Ring().Stats().FileIO == 0 {
+		t.Errorf("no request was served as a read or write on the ring")
+	}
+}
