@@ -63,7 +63,8 @@ type Options struct {
 	// flight from one thread, without handing them to other threads. It is
 	// off by default because it bypasses Read and Write: a filesystem that
 	// wraps another and overrides Read inherits the inner one's FdFiler.
-	// The ringfuse daemon turns it on with -o io_uring_file_io.
+	// The ringfuse daemon, which serves the passthrough alone, turns it on
+	// unless given -o io_uring_no_file_io.
 	FileIO bool
 	// KeepProcs leaves GOMAXPROCS alone. By default Prepare raises it (never
 	// lowers it) to the CPU count plus one per pool goroutine: pool

@@ -48,8 +48,10 @@ Options (-o, comma separated, libfuse style):
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
   io_uring_no_affinity   do not pin each queue's thread to its CPU
-  io_uring_file_io       do the passthrough's reads and writes as
-                         asynchronous reads and writes on each queue's ring
+  io_uring_no_file_io    call the passthrough's Read and Write on a queue
+                         thread or its pool instead of doing them as
+                         asynchronous reads and writes on the queue's ring
+                         (the default; io_uring_file_io asks for it)
   io_uring_sched_idle    run queue threads in the SCHED_IDLE class (with a
                          starvation guard) so clients stay on their CPU
   readers=N              /dev/fuse reader threads (default 4)
@@ -137,7 +139,7 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
-		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle", "io_uring_file_io":
+		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle", "io_uring_file_io", "io_uring_no_file_io":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()

@@ -3,11 +3,14 @@ package main
 import "ringfuse/channel/ring"
 
 // applyUring selects the io_uring transport when -o io_uring was given.
+// The daemon serves the passthrough and nothing that wraps it, so it does
+// the passthrough's reads and writes on the rings (ring.Options.FileIO)
+// unless -o io_uring_no_file_io says otherwise.
 func applyUring(c *config) error {
 	if !c.uring {
 		return nil
 	}
-	o := &ring.Options{QueueDepth: c.uringDepth, Threads: c.uringThreads, ForgetCommit: c.uringForgt}
+	o := &ring.Options{QueueDepth: c.uringDepth, Threads: c.uringThreads, ForgetCommit: c.uringForgt, FileIO: true}
 	for _, f := range c.uringSetup {
 		switch f {
 		case "io_uring_single_issuer":
@@ -24,6 +27,8 @@ func applyUring(c *config) error {
 			o.SchedIdle = true
 		case "io_uring_file_io":
 			o.FileIO = true
+		case "io_uring_no_file_io":
+			o.FileIO = false
 		}
 	}
 	c.session.Uring = o

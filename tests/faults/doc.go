@@ -6,7 +6,7 @@
 // acknowledged. What the clients see (Linux 6.18):
 //
 //   - Daemon SIGKILLed under load (TestKilledDaemonRestart): writers fail
-//     with ENOTCONN or ECONNABORTED, over io_uring also ECANCELED; the dead
+//     with ENOTCONN or ECONNABORTED, over io_uring also ECANCELED or EINTR; the dead
 //     mount answers ENOTCONN and unmounts; a restarted daemon shows every
 //     fsync-acknowledged byte.
 //   - Connection aborted through fusectl (TestAbortInProcess,
