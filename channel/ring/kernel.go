@@ -128,8 +128,6 @@ func (k *kernelRing) Commit(e *Entry, commitID uint64) error {
 	return nil
 }
 
-// SubmitAndWait implements [QueueRing]: one io_uring_enter (plus retries
-// when a signal interrupts it).
 // StartIO implements FileIORing with IORING_OP_READ and IORING_OP_WRITE.
 func (k *kernelRing) StartIO(e *Entry, write bool, fd int, buf []byte, off int64) error {
 	sqe := k.r.NextSQE()
@@ -140,6 +138,8 @@ func (k *kernelRing) StartIO(e *Entry, write bool, fd int, buf []byte, off int64
 	return nil
 }
 
+// SubmitAndWait implements [QueueRing]: one io_uring_enter (plus retries
+// when a signal interrupts it).
 func (k *kernelRing) SubmitAndWait() error {
 	if k.armWaker {
 		// Arming resets the eventfd: a Wake between the caller's last
