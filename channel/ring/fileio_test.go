@@ -129,18 +129,58 @@ func TestRingFileIO(t *testing.T) {
 		t.Errorf("after an append the backing file holds %d bytes", len(b))
 	}
 
+	// Several clients per CPU keep the queues parallel: most reads and
+	// writes are done on the rings (a queue serves the lone ones of its
+	// quiet moments inline), none by the pool.
 	cs := s.Ring().Stats()
-	if min := uint64(2 * 300 * clients); cs.FileIO < min {
-		t.Errorf("%d requests served as reads and writes on the ring; want at least %d", cs.FileIO, min)
+	st := s.Server().Stats()
+	checkDevfuseIdle(t, &st)
+	rw := st.Requests("uring", "READ") + st.Requests("uring", "WRITE")
+	if rw < uint64(2*300*clients) {
+		t.Errorf("%d READs and WRITEs on the ring; want at least %d", rw, 2*300*clients)
+	}
+	if cs.FileIO < rw/2 {
+		t.Errorf("%d of %d READs and WRITEs served as reads and writes on the ring; want at least half", cs.FileIO, rw)
 	}
 	if cs.Pooled != 0 {
 		t.Errorf("%d requests went to the pool with FileIO on", cs.Pooled)
 	}
-	st := s.Server().Stats()
-	checkDevfuseIdle(t, &st)
-	if st.Requests("uring", "READ") == 0 || st.Requests("uring", "WRITE") == 0 {
-		t.Errorf("READ/WRITE not counted on the ring: %d/%d", st.Requests("uring", "READ"), st.Requests("uring", "WRITE"))
+
+	// A serial client is served inline once its queue has forgotten the
+	// parallel clients (parallelMemory, 64 batches: 200 is plenty).
+	serialIO(t, path, 200)
+	before := s.Ring().Stats().FileIO
+	rw = s.Server().Stats().Requests("uring", "READ") + s.Server().Stats().Requests("uring", "WRITE")
+	serialIO(t, path, 100)
+	if after := s.Ring().Stats().FileIO; after != before {
+		t.Errorf("a serial client's requests went to the ring: FileIO %d → %d", before, after)
 	}
+	if got := s.Server().Stats().Requests("uring", "READ") + s.Server().Stats().Requests("uring", "WRITE") - rw; got < 200 {
+		t.Errorf("the serial client's 200 reads and writes made %d requests on the ring", got)
+	}
+}
+
+// serialIO writes and reads back n blocks of path with O_DIRECT, one at a
+// time, from a thread pinned to CPU 0.
+func serialIO(t *testing.T, path string, n int) {
+	t.Helper()
+	onCPUs(t, 1, func(int) error {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		buf := alignedBuf(4096)
+		for i := range n {
+			if _, err := unix.Pwrite(fd, buf, int64(i)*4096); err != nil {
+				return fmt.Errorf("serial pwrite %d: %w", i, err)
+			}
+			if _, err := unix.Pread(fd, buf, int64(i)*4096); err != nil {
+				return fmt.Errorf("serial pread %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 }
 
 // TestRingFileIOAbort aborts the connection while clients keep O_DIRECT

@@ -59,8 +59,10 @@ type Options struct {
 	// FileIO makes the queues serve the READ and WRITE requests of a
 	// filesystem that implements ringfuse.FdFiler (the passthrough does)
 	// as asynchronous reads and writes on their own rings, without calling
-	// its Read and Write: a queue then keeps up to its depth of them in
-	// flight from one thread, without handing them to other threads. It is
+	// its Read and Write, whenever a client keeps several in flight: a
+	// queue then keeps up to its depth of them in flight from one thread,
+	// without handing them to other threads. A lone READ or WRITE is
+	// still served inline through Read and Write, which is faster. It is
 	// off by default because it bypasses Read and Write: a filesystem that
 	// wraps another and overrides Read inherits the inner one's FdFiler.
 	// The ringfuse daemon, which serves the passthrough alone, turns it on

@@ -161,10 +161,19 @@ func (q *queue) loop() {
 		}
 		n := q.ring.Reap(q.cqes)
 		q.stats.cqes.Add(uint64(n))
+		// Parallelism is judged by the requests that arrived, not by
+		// the reads and writes of earlier ones that ended.
+		reqs, busy := n, q.inflight+q.ioPending
+		for _, c := range q.cqes[:n] {
+			if c.IO {
+				reqs--
+				busy--
+			}
+		}
 		switch {
-		case n > 1 || n == 1 && q.inflight > 0:
+		case reqs > 1 || reqs == 1 && busy > 0:
 			q.recent = parallelMemory
-		case n == 1 && q.recent > 0:
+		case reqs == 1 && q.recent > 0:
 			q.recent--
 		}
 		q.parallel = q.recent > 0
@@ -301,7 +310,12 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
-	if q.fio != nil && (in.Opcode == wire.FUSE_READ || in.Opcode == wire.FUSE_WRITE) && q.startIO(e, psz) {
+	if q.fio != nil && (q.parallel || q.ioPending > 0) &&
+		(in.Opcode == wire.FUSE_READ || in.Opcode == wire.FUSE_WRITE) && q.startIO(e, psz) {
+		// A lone READ or WRITE is served inline below instead: a
+		// synchronous pread costs one wake-up where the ring's
+		// completion costs two trips through io_uring_enter (4-10%
+		// of IOPS at QD1 on ext4).
 		return
 	}
 
@@ -332,7 +346,8 @@ func mayBlock(op wire.Opcode) bool {
 }
 
 // parallelMemory is how many batches a queue keeps handing data requests
-// to the pool after it last saw two requests at once. A client that keeps
+// to the pool (or, with Options.FileIO, reads and writes to its ring)
+// after it last saw two requests at once. A client that keeps
 // several requests in flight leaves gaps where only one is pending; served
 // inline, that one would hold the queue thread through its I/O while the
 // client's next requests wait unseen in the ring. A client that never has
