@@ -32,11 +32,17 @@ func alignedBuf(n int) []byte {
 // Options.FileIO.
 func mountFileIO(t *testing.T, src string) *session.Session {
 	t.Helper()
+	return mountFileIOOpts(t, src, ring.Options{QueueDepth: 8, FileIO: true})
+}
+
+// mountFileIOOpts is mountFileIO with the ring options o.
+func mountFileIOOpts(t *testing.T, src string, o ring.Options) *session.Session {
+	t.Helper()
 	pfs, err := passthrough.New(src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := mountT(t, pfs, session.Options{Server: noCache, Uring: &ring.Options{QueueDepth: 8, FileIO: true}})
+	s, _ := mountT(t, pfs, session.Options{Server: noCache, Uring: &o})
 	t.Cleanup(func() { pfs.Close() })
 	return s
 }
@@ -157,6 +163,20 @@ func TestRingFileIO(t *testing.T) {
 	}
 	if got := s.Server().Stats().Requests("uring", "READ") + s.Server().Stats().Requests("uring", "WRITE") - rw; got < 200 {
 		t.Errorf("the serial client's 200 reads and writes made %d requests on the ring", got)
+	}
+}
+
+// TestRingFileIOAlways checks that Options.FileIOAlways puts a serial
+// client's reads and writes on the ring too.
+func TestRingFileIOAlways(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "data"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := mountFileIOOpts(t, src, ring.Options{QueueDepth: 8, FileIO: true, FileIOAlways: true})
+	serialIO(t, filepath.Join(s.Dir(), "data"), 100)
+	if got := s.Ring().Stats().FileIO; got < 200 {
+		t.Errorf("%d of a serial client's 200 reads and writes went to the ring; want all", got)
 	}
 }
 

@@ -68,6 +68,10 @@ type Options struct {
 	// The ringfuse daemon, which serves the passthrough alone, turns it on
 	// unless given -o io_uring_no_file_io.
 	FileIO bool
+	// FileIOAlways, with FileIO, does lone READs and WRITEs on the ring
+	// too, so that every read and write takes that path (the tests use it
+	// to check the path with serial clients).
+	FileIOAlways bool
 	// KeepProcs leaves GOMAXPROCS alone. By default Prepare raises it (never
 	// lowers it) to the CPU count plus one per pool goroutine: pool
 	// goroutines block in system calls, and Go hands the P of a blocked

@@ -310,7 +310,7 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
-	if q.fio != nil && (q.parallel || q.ioPending > 0) &&
+	if q.fio != nil && (q.parallel || q.ioPending > 0 || q.c.opts.FileIOAlways) &&
 		(in.Opcode == wire.FUSE_READ || in.Opcode == wire.FUSE_WRITE) && q.startIO(e, psz) {
 		// A lone READ or WRITE is served inline below instead: a
 		// synchronous pread costs one wake-up where the ring's

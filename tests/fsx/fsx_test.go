@@ -312,7 +312,11 @@ func execute(t *testing.T, su setup, ops []Op, opts RunOptions) *Divergence {
 		Cleanup: func() { fsys.Close() },
 		Session: func(so *session.Options) {
 			if so.Uring != nil {
+				// Every read and write on the ring: fsx is a
+				// serial client, whose lone requests would
+				// otherwise be served inline.
 				so.Uring.FileIO = su.variant.fileIO
+				so.Uring.FileIOAlways = su.variant.fileIO
 			}
 		},
 	})
