@@ -257,3 +257,73 @@ func TestRingFileIOAbort(t *testing.T) {
 		t.Errorf("no request was served as a read or write on the ring")
 	}
 }
+
+// TestRingThreads serves each CPU's queue with two threads, each with its
+// own ring and half the entries (Options.Threads), through the pool and
+// with reads and writes on the rings: clients on every CPU write and read
+// back their own blocks of one file with O_DIRECT, and the file must hold
+// what they wrote.
+func TestRingThreads(t *testing.T) {
+	for _, fileIO := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fileio=%v", fileIO), func(t *testing.T) {
+			src := t.TempDir()
+			const size, block, per, rounds = 2 << 20, 4096, 4, 200
+			if err := os.WriteFile(filepath.Join(src, "data"), make([]byte, size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := mountFileIOOpts(t, src, ring.Options{QueueDepth: 8, Threads: 2, FileIO: fileIO})
+			threads := s.Ring().Stats().Queues
+			ncpu := threads / 2
+			if ncpu < 1 || threads != 2*ncpu {
+				t.Fatalf("%d queue threads; want two per CPU", threads)
+			}
+			path := filepath.Join(s.Dir(), "data")
+			clients := ncpu * per
+			var id atomic.Int64
+			want := make([][]byte, size/block)
+			withWatchdog(t, s, 2*time.Minute, func() {
+				onCPUsN(t, ncpu, per, func(int) error {
+					me := int(id.Add(1) - 1)
+					fd, err := unix.Open(path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+					if err != nil {
+						return err
+					}
+					defer unix.Close(fd)
+					buf, got := alignedBuf(block), alignedBuf(block)
+					for r := range rounds {
+						b := (r*clients + me) % (size / block)
+						b -= b % clients
+						b += me
+						for i := range buf {
+							buf[i] = byte(b + r + i)
+						}
+						if _, err := unix.Pwrite(fd, buf, int64(b*block)); err != nil {
+							return fmt.Errorf("client %d: pwrite block %d: %w", me, b, err)
+						}
+						if _, err := unix.Pread(fd, got, int64(b*block)); err != nil || !bytes.Equal(got, buf) {
+							return fmt.Errorf("client %d: block %d reads back differently (%v)", me, b, err)
+						}
+						want[b] = bytes.Clone(buf)
+					}
+					return nil
+				})
+			})
+			back, err := os.ReadFile(filepath.Join(src, "data"))
+			if err != nil || len(back) != size {
+				t.Fatalf("backing file: %d bytes, %v", len(back), err)
+			}
+			for b, w := range want {
+				if w != nil && !bytes.Equal(back[b*block:(b+1)*block], w) {
+					t.Fatalf("block %d of the backing file differs from its last write", b)
+				}
+			}
+			cs := s.Ring().Stats()
+			st := s.Server().Stats()
+			checkDevfuseIdle(t, &st)
+			if rw := st.Requests("uring", "READ") + st.Requests("uring", "WRITE"); rw < 2*rounds*uint64(clients) {
+				t.Errorf("%d READs and WRITEs on the ring; want at least %d", rw, 2*rounds*clients)
+			}
+			t.Logf("commits per queue thread: %v; pooled %d, as reads and writes on the ring %d", cs.QueueCommits, cs.Pooled, cs.FileIO)
+		})
+	}
+}

@@ -4,7 +4,9 @@ import "sync/atomic"
 
 // Stats are the channel's counters, summed over its queues.
 type Stats struct {
-	Queues int // queues (possible CPUs); 0 before Prepare or after it failed
+	// Queues counts the queue threads: the possible CPUs times
+	// Options.Threads; 0 before Prepare or after it failed.
+	Queues int
 	Depth  int // entries per queue
 
 	// Registered counts entries handed to the kernel with REGISTER and not
@@ -44,8 +46,9 @@ type Stats struct {
 	// Demotions counts the times the starvation guard moved an idle-class
 	// queue thread (Options.SchedIdle) back to the normal class.
 	Demotions uint64
-	// QueueCommits counts Commits per queue, indexed by qid: which CPUs'
-	// requests the ring carried.
+	// QueueCommits counts Commits per queue thread, indexed by
+	// qid*Threads plus the thread's number: which CPUs' requests the ring
+	// carried.
 	QueueCommits []uint64
 }
 
