@@ -310,12 +310,12 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
+	// Reads and writes go on the ring while the client keeps several in
+	// flight. A lone one is served inline below: a synchronous pread is
+	// one wake-up, the ring's completion a second trip through
+	// io_uring_enter (4-10% of IOPS at QD1 on ext4).
 	if q.fio != nil && (q.parallel || q.ioPending > 0 || q.c.opts.FileIOAlways) &&
 		(in.Opcode == wire.FUSE_READ || in.Opcode == wire.FUSE_WRITE) && q.startIO(e, psz) {
-		// A lone READ or WRITE is served inline below instead: a
-		// synchronous pread costs one wake-up where the ring's
-		// completion costs two trips through io_uring_enter (4-10%
-		// of IOPS at QD1 on ext4).
 		return
 	}
 
