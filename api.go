@@ -129,9 +129,35 @@ type (
 	}
 	// Forgetter is told when the kernel has forgotten every lookup of n.
 	// The server calls it exactly once per kernel node, and never
-	// concurrently with another operation on the same kernel node.
+	// concurrently with another operation on the same kernel node. (A
+	// NodeTable filesystem gets more calls; see there.)
 	Forgetter interface {
 		Forget(n Node)
+	}
+	// NodeTable is implemented by a filesystem that keeps its nodes in a
+	// table of its own and numbers them. The server then keeps a node's
+	// number with each kernel node, not its Node value, and so needs no
+	// Go memory per kernel node; with the filesystem's table outside the
+	// Go heap too, a daemon's memory returns to where it was after the
+	// kernel forgets a million inodes (docs/memory.md).
+	//
+	// Such a filesystem must also implement Forgetter, and it counts
+	// references: every Node it puts in an Entry that the server accepts
+	// (a successful LOOKUP, MKNOD, MKDIR, SYMLINK, LINK or CREATE, an
+	// AddEntry that returned true) is one reference, and the server gives
+	// each back through one Forget call: when the kernel forgets the
+	// kernel node the entry made, or at once when the server already had
+	// a kernel node for the entry's Key. Once Forget has given back the
+	// last reference, nothing the server does can reach the node, so the
+	// filesystem may free it and reuse its number.
+	NodeTable interface {
+		// NodeNumber returns n's number: not zero, and the same for as
+		// long as the filesystem holds references to n. The server
+		// calls it with a lock held: it must be quick and must not call
+		// back into the server.
+		NodeNumber(n Node) uint64
+		// NodeAt returns the node numbered i.
+		NodeAt(i uint64) Node
 	}
 	// GetAttrer answers GETATTR. fh is the file handle if the kernel sent
 	// one (fstat of an open file), otherwise 0 and hasFh false.

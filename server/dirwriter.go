@@ -60,7 +60,12 @@ func (d *dirWriter) AddEntry(name string, e *ringfuse.Entry, off uint64) bool {
 		e.EntryTimeout, e.AttrTimeout = w.s.entryTimeout, w.s.attrTimeout
 	}
 	var dp wire.Direntplus
-	id := w.s.nodes.ref(e)
+	id, err := w.s.refEntry(e)
+	if err != nil {
+		// Given back already: end the listing here, as a full reply
+		// would.
+		return false
+	}
 	w.counted = append(w.counted, id)
 	fillEntryOut(&dp.Entry, id, e)
 	dp.Dirent = wire.Dirent{Ino: e.Attr.Ino, Off: off, Type: (e.Attr.Mode & 0o170000) >> 12}

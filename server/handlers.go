@@ -93,14 +93,20 @@ func splitDuration(d time.Duration) (uint64, uint32) {
 }
 
 // putEntry counts a lookup of w.entry and encodes it as fuse_entry_out.
-func (w *Worker) putEntry(out []byte) int {
+func (w *Worker) putEntry(out []byte) (int, syscall.Errno) {
 	e := &w.entry
-	eo := wire.View[wire.EntryOut](out)
-	id := w.s.nodes.ref(e)
-	w.counted = append(w.counted, id)
-	fillEntryOut(eo, id, e)
+	id, err := w.s.refEntry(e)
+	if err != nil {
+		if w.s.ops.table != nil {
+			w.s.ops.forget(e.Node) // the reference the entry carried
+		}
+		e.Node = nil
+		return 0, syscall.ENOMEM
+	}
 	e.Node = nil // do not keep the filesystem's node alive from here
-	return wire.SizeofEntryOut
+	w.counted = append(w.counted, id)
+	fillEntryOut(wire.View[wire.EntryOut](out), id, e)
+	return wire.SizeofEntryOut, 0
 }
 
 func fillEntryOut(eo *wire.EntryOut, id uint64, e *ringfuse.Entry) {
@@ -142,7 +148,7 @@ func (w *Worker) doLookup(out []byte) (int, syscall.Errno) {
 	if errno := w.s.ops.lookup.Lookup(&w.ctx, parent, string(w.req.Name), e); errno != 0 {
 		return 0, errno
 	}
-	return w.putEntry(out), 0
+	return w.putEntry(out)
 }
 
 func (w *Worker) doForget(out []byte) (int, syscall.Errno) {
@@ -231,7 +237,7 @@ func (w *Worker) doSymlink(out []byte) (int, syscall.Errno) {
 	if errno := w.s.ops.symlink.Symlink(&w.ctx, parent, string(w.req.Name), string(w.req.Name2), e); errno != 0 {
 		return 0, errno
 	}
-	return w.putEntry(out), 0
+	return w.putEntry(out)
 }
 
 func (w *Worker) doMknod(out []byte) (int, syscall.Errno) {
@@ -247,7 +253,7 @@ func (w *Worker) doMknod(out []byte) (int, syscall.Errno) {
 	if errno := w.s.ops.mknod.Mknod(&w.ctx, parent, string(w.req.Name), in.Mode, in.Rdev, in.Umask, e); errno != 0 {
 		return 0, errno
 	}
-	return w.putEntry(out), 0
+	return w.putEntry(out)
 }
 
 func (w *Worker) doMkdir(out []byte) (int, syscall.Errno) {
@@ -263,7 +269,7 @@ func (w *Worker) doMkdir(out []byte) (int, syscall.Errno) {
 	if errno := w.s.ops.mkdir.Mkdir(&w.ctx, parent, string(w.req.Name), in.Mode, in.Umask, e); errno != 0 {
 		return 0, errno
 	}
-	return w.putEntry(out), 0
+	return w.putEntry(out)
 }
 
 func (w *Worker) doUnlink(out []byte) (int, syscall.Errno) {
@@ -327,7 +333,7 @@ func (w *Worker) doLink(out []byte) (int, syscall.Errno) {
 	if errno := w.s.ops.link.Link(&w.ctx, old, newParent, string(w.req.Name), e); errno != 0 {
 		return 0, errno
 	}
-	return w.putEntry(out), 0
+	return w.putEntry(out)
 }
 
 // putOpen writes the OPEN reply of node id (its fsNode n).
@@ -396,7 +402,14 @@ func (w *Worker) doCreate(out []byte) (int, syscall.Errno) {
 	n := e.Node
 	// No killSuidgidAtOpen here: the kernel marks a creating open with
 	// O_TRUNC too, and a file just created keeps the bits it asked for.
-	k := w.putEntry(out)
+	k, errno := w.putEntry(out)
+	if errno != 0 {
+		// No kernel node, so the kernel will never release the file.
+		if w.s.ops.release != nil {
+			w.s.ops.release.Release(&w.ctx, n, w.open.Fh, in.Flags)
+		}
+		return 0, errno
+	}
 	return k + w.putOpen(out[k:], wire.View[wire.EntryOut](out).NodeID, n, false), 0
 }
 

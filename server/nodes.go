@@ -1,48 +1,62 @@
 package server
 
 import (
+	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"ringfuse"
+	"ringfuse/internal/offheap"
 	"ringfuse/wire"
 )
 
-// node is the server's record of one kernel node: the filesystem's value
-// and how many lookups the kernel holds. It takes 48 bytes on amd64, plus
-// its entries in the two maps.
-type node struct {
-	id      uint64
+// The node table keeps its records outside the Go heap (internal/offheap):
+// a storm of a million kernel nodes would otherwise leave the daemon with
+// memory the Go runtime never returns (docs/memory.md).
+
+// record is the server's record of one kernel node. It holds no Go
+// pointers; the filesystem's value is the NodeTable number in fsNum, or,
+// for a filesystem without a table, in the shard's side chunks.
+type record struct {
 	key     ringfuse.InodeKey
-	fsNode  ringfuse.Node
-	lookups uint64 // guarded by the key shard's mutex
+	lookups uint64
+	fsNum   uint64
+	gen     uint32
+	_       uint32
 }
 
-const nodeShards = 64 // a power of two
-
-// Map shrinking. Go maps never give memory back when entries are deleted,
-// so a shard whose map has become sparse is copied into a map sized for
-// what it holds. The copy costs as many inserts as the map keeps and
-// happens only after at least three times as many deletes, so it adds
-// O(1) amortized to a forget.
+// Node IDs. An ID names a record by its shard and slot, and carries the
+// generation the record was made with, so that the ID of a forgotten node
+// does not reach the node that later takes its slot:
+//
+//	bits 0-5   shard
+//	bits 6-31  slot in the shard
+//	bits 32-62 generation (never 0; bit 63 stays clear for pollHackID)
 const (
-	// shrinkFactor: a map is rebuilt once it holds at most 1/shrinkFactor
-	// of the most it held since it was made.
-	shrinkFactor = 4
-	// shrinkMin is the peak below which forget leaves a map alone, so that
-	// small tables never churn; compact, run after a forget storm, rebuilds
-	// smaller ones too.
-	shrinkMin = 64
+	nodeShards = 64 // a power of two
+	shardBits  = 6
+	slotBits   = 26
+	genMask    = 1<<31 - 1
+	// shardSlots bounds each shard's slab: 256M kernel nodes in all, more
+	// than a kernel can hold, in address space reserved only when used.
+	shardSlots = 1 << 22
+)
+
+// Side chunks hold the Node values of a filesystem without a NodeTable, in
+// 64 KiB objects, so that even then a storm leaves few spans behind.
+const (
+	sideBits  = 12
+	sideChunk = 1 << sideBits
 )
 
 // Memory release. The Go runtime returns freed heap pages to the kernel
-// only through its background scavenger, and frees nothing until a
-// collection runs, which an idle daemon may not do for minutes. After a
-// forget storm (drop_caches, memory pressure) the process would keep its
-// peak size, so the table starts a goroutine that waits for the storm to
-// end, rebuilds the sparse maps and calls debug.FreeOSMemory.
+// only through its background scavenger and frees nothing until a
+// collection runs, which an idle daemon may not do for minutes; the slabs
+// give back their pages only when trimmed. After a forget storm
+// (drop_caches, memory pressure) the table starts a goroutine that waits
+// for the storm to end, trims the slabs and calls debug.FreeOSMemory.
 const (
 	// A release starts once at least releaseMinDrop nodes were dropped
 	// since the last one (or since the start) and the live nodes are at
@@ -61,39 +75,38 @@ const (
 	releaseInterval = 2 * time.Second
 )
 
-// idShard is one shard of the node-ID map.
-type idShard struct {
-	mu sync.RWMutex
-	m  map[uint64]*node
-	// peak is the most entries m held since it was made. Guarded by mu.
-	peak int
-	_    [24]byte // keep shards on separate cache lines (see TestShardSizes)
+// nodeShard is one shard of the table: the records whose keys hash to it,
+// and an index from key to slot.
+type nodeShard struct {
+	mu    sync.RWMutex
+	recs  *offheap.Slab[record]
+	index *offheap.Index
+	// side holds the filesystem's Node values when it has no NodeTable.
+	side [][]ringfuse.Node
+	// gen is the generation of the last record made.
+	gen uint32
+	_   [60]byte // whole cache lines (see TestShardSizes)
 }
 
-// keyShard is one shard of the inode-key map.
-type keyShard struct {
-	mu   sync.Mutex
-	m    map[ringfuse.InodeKey]*node
-	peak int // as in idShard; guarded by mu
-	_    [40]byte
-}
-
-// nodeTable maps kernel node IDs to nodes, and inode keys to node IDs, so
-// that a hard link or a repeated lookup reuses one ID. Both maps are
-// sharded so that lookups on different CPUs rarely share a lock, and no
-// lock is held across a filesystem call.
+// nodeTable maps kernel node IDs to the filesystem's nodes, and inode keys
+// to node IDs, so that a hard link or a repeated lookup reuses one ID. It
+// is sharded by key so that lookups on different CPUs rarely share a lock;
+// no lock is held across a filesystem call.
 type nodeTable struct {
-	byID   [nodeShards]idShard
-	byKey  [nodeShards]keyShard
-	nextID atomic.Uint64
-	live   atomic.Int64
+	shards [nodeShards]nodeShard
+	// fsTable is the filesystem's NodeTable, or nil.
+	fsTable ringfuse.NodeTable
+	root    ringfuse.Node
+
+	// made counts the records made, live those that exist.
+	made atomic.Uint64
+	live atomic.Int64
 	// high is the highest live count since the last memory release.
 	high atomic.Int64
-	// relID and relLive are nextID and live at the last release: the nodes
-	// dropped since are nextID-relID + relLive-live.
-	relID   atomic.Uint64
+	// relMade and relLive are made and live at the last release: the
+	// nodes dropped since are made-relMade + relLive-live.
+	relMade atomic.Uint64
 	relLive atomic.Int64
-	root    node
 
 	// releasing is set while a release goroutine runs.
 	releasing atomic.Bool
@@ -105,65 +118,173 @@ type nodeTable struct {
 	minDrop int64
 }
 
-func (t *nodeTable) init(root ringfuse.Node) {
-	for i := range t.byID {
-		t.byID[i].m = make(map[uint64]*node)
-		t.byKey[i].m = make(map[ringfuse.InodeKey]*node)
+// errTableFull: no slot or no index room for another kernel node.
+var errTableFull = errors.New("node table full")
+
+// init readies the table. The caller arranges for unmap to run once the
+// table is unreachable.
+func (t *nodeTable) init(root ringfuse.Node, fsTable ringfuse.NodeTable) {
+	for i := range t.shards {
+		t.shards[i].recs = offheap.NewSlab[record](shardSlots)
+		t.shards[i].index = new(offheap.Index)
 	}
-	t.root = node{id: wire.FUSE_ROOT_ID, fsNode: root, lookups: 1}
-	t.nextID.Store(wire.FUSE_ROOT_ID)
-	t.relID.Store(wire.FUSE_ROOT_ID)
+	t.root = root
+	t.fsTable = fsTable
 	t.minDrop = releaseMinDrop
 }
 
-func keyShardOf(k ringfuse.InodeKey) uint64 {
+// tableMemory is what a table maps, for unmapping once it is unreachable.
+type tableMemory struct {
+	slabs   []*offheap.Slab[record]
+	indexes []*offheap.Index
+}
+
+func (t *nodeTable) memory() tableMemory {
+	var m tableMemory
+	for i := range t.shards {
+		m.slabs = append(m.slabs, t.shards[i].recs)
+		m.indexes = append(m.indexes, t.shards[i].index)
+	}
+	return m
+}
+
+func (m tableMemory) unmap() {
+	for _, s := range m.slabs {
+		s.Close()
+	}
+	for _, x := range m.indexes {
+		x.Close()
+	}
+}
+
+// hashKey mixes an inode key into 64 bits: the top bits pick the shard,
+// the low 32 file it in the shard's index.
+func hashKey(k ringfuse.InodeKey) uint64 {
 	h := k.Ino*0x9E3779B97F4A7C15 ^ k.Dev*0xC2B2AE3D27D4EB4F
-	return (h >> 32) & (nodeShards - 1)
+	h ^= h >> 31
+	h *= 0xBF58476D1CE4E5B9
+	h ^= h >> 29
+	return h
+}
+
+func makeID(gen, slot uint32, shard int) uint64 {
+	return uint64(gen)<<32 | uint64(slot)<<shardBits | uint64(shard)
+}
+
+// parseID splits a node ID; ok is false for one no record can have.
+func parseID(id uint64) (shard int, slot, gen uint32, ok bool) {
+	gen = uint32(id >> 32)
+	return int(id & (nodeShards - 1)), uint32(id>>shardBits) & (1<<slotBits - 1), gen, gen != 0 && gen <= genMask
+}
+
+// lookupRec returns the record id names, or nil. The shard's lock must be
+// held.
+func (sh *nodeShard) lookupRec(slot, gen uint32) *record {
+	if !sh.recs.InUse(slot) {
+		return nil
+	}
+	r := sh.recs.At(slot)
+	if r.gen != gen || r.lookups == 0 {
+		return nil
+	}
+	return r
+}
+
+// fsNode returns the filesystem's node for the record in slot. The shard's
+// lock must be held.
+func (t *nodeTable) fsNode(sh *nodeShard, slot uint32, r *record) ringfuse.Node {
+	if t.fsTable != nil {
+		return t.fsTable.NodeAt(r.fsNum)
+	}
+	return sh.side[slot>>sideBits][slot&(sideChunk-1)]
 }
 
 // get returns the filesystem node for a kernel node ID.
 func (t *nodeTable) get(id uint64) (ringfuse.Node, bool) {
 	if id == wire.FUSE_ROOT_ID {
-		return t.root.fsNode, true
+		return t.root, true
 	}
-	s := &t.byID[id&(nodeShards-1)]
-	s.mu.RLock()
-	n := s.m[id]
-	s.mu.RUnlock()
-	if n == nil {
+	si, slot, gen, ok := parseID(id)
+	if !ok {
 		return nil, false
 	}
-	return n.fsNode, true
+	sh := &t.shards[si]
+	sh.mu.RLock()
+	r := sh.lookupRec(slot, gen)
+	if r == nil {
+		sh.mu.RUnlock()
+		return nil, false
+	}
+	if t.fsTable != nil {
+		num := r.fsNum
+		sh.mu.RUnlock()
+		return t.fsTable.NodeAt(num), true
+	}
+	n := sh.side[slot>>sideBits][slot&(sideChunk-1)]
+	sh.mu.RUnlock()
+	return n, true
 }
 
 // ref counts one lookup of the inode e describes and returns its node ID,
-// creating the node if the kernel holds none for e's key.
-func (t *nodeTable) ref(e *ringfuse.Entry) uint64 {
+// making a kernel node if the table holds none for e's key. dup is true
+// when the table already had one; a NodeTable filesystem then gets e.Node's
+// reference back (Server.refEntry).
+func (t *nodeTable) ref(e *ringfuse.Entry) (id uint64, dup bool, err error) {
 	k := e.Key
 	if k == (ringfuse.InodeKey{}) {
 		k.Ino = e.Attr.Ino
 	}
-	ks := &t.byKey[keyShardOf(k)]
-	ks.mu.Lock()
-	n := ks.m[k]
-	if n != nil {
-		n.lookups++
-		ks.mu.Unlock()
-		return n.id
+	h := hashKey(k)
+	si := int(h >> (64 - shardBits))
+	sh := &t.shards[si]
+	sh.mu.Lock()
+	for p := sh.index.Find(uint32(h)); ; {
+		slot, ok := p.Next()
+		if !ok {
+			break
+		}
+		if r := sh.recs.At(slot); r.key == k {
+			r.lookups++
+			id = makeID(r.gen, slot, si)
+			sh.mu.Unlock()
+			return id, true, nil
+		}
 	}
-	n = &node{id: t.nextID.Add(1), key: k, fsNode: e.Node, lookups: 1}
-	ks.m[k] = n
-	ks.peak = max(ks.peak, len(ks.m))
-	is := &t.byID[n.id&(nodeShards-1)]
-	is.mu.Lock()
-	is.m[n.id] = n
-	is.peak = max(is.peak, len(is.m))
-	is.mu.Unlock()
-	ks.mu.Unlock()
+	slot, r, err := sh.recs.Alloc()
+	if err == nil && slot >= 1<<slotBits {
+		sh.recs.Free(slot)
+		err = errTableFull
+	}
+	if err == nil {
+		if err = sh.index.Insert(uint32(h), slot); err != nil {
+			sh.recs.Free(slot)
+		}
+	}
+	if err != nil {
+		sh.mu.Unlock()
+		return 0, false, err
+	}
+	sh.gen = sh.gen%genMask + 1
+	*r = record{key: k, lookups: 1, gen: sh.gen}
+	if t.fsTable != nil {
+		r.fsNum = t.fsTable.NodeNumber(e.Node)
+	} else {
+		c := int(slot >> sideBits)
+		for len(sh.side) <= c {
+			sh.side = append(sh.side, nil)
+		}
+		if sh.side[c] == nil {
+			sh.side[c] = make([]ringfuse.Node, sideChunk)
+		}
+		sh.side[c][slot&(sideChunk-1)] = e.Node
+	}
+	id = makeID(r.gen, slot, si)
+	sh.mu.Unlock()
+	t.made.Add(1)
 	if l := t.live.Add(1); l > t.high.Load() {
 		t.high.Store(l) // racy, but only a threshold depends on it
 	}
-	return n.id
+	return id, false, nil
 }
 
 // forget drops nlookup lookups of node id. When none remain it removes the
@@ -177,70 +298,44 @@ func (t *nodeTable) forget(id, nlookup uint64) (gone ringfuse.Node, dropped, kno
 		// kernel forgets it in a BATCH_FORGET like any other.
 		return nil, false, true
 	}
-	is := &t.byID[id&(nodeShards-1)]
-	is.mu.RLock()
-	n := is.m[id]
-	is.mu.RUnlock()
-	if n == nil {
+	si, slot, gen, ok := parseID(id)
+	if !ok {
 		return nil, false, false
 	}
-	ks := &t.byKey[keyShardOf(n.key)]
-	ks.mu.Lock()
-	if n.lookups == 0 {
-		// A concurrent forget dropped n between the two locks: this one
-		// is for a node the table no longer holds.
-		ks.mu.Unlock()
+	sh := &t.shards[si]
+	sh.mu.Lock()
+	r := sh.lookupRec(slot, gen)
+	if r == nil {
+		sh.mu.Unlock()
 		return nil, false, false
 	}
-	if n.lookups > nlookup {
-		n.lookups -= nlookup
-		ks.mu.Unlock()
+	if r.lookups > nlookup {
+		r.lookups -= nlookup
+		sh.mu.Unlock()
 		return nil, false, true
 	}
-	n.lookups = 0
-	if ks.m[n.key] == n {
-		delete(ks.m, n.key)
-		if sparse(len(ks.m), ks.peak, shrinkMin) {
-			ks.m, ks.peak = rebuilt(ks.m), len(ks.m)
-		}
+	gone = t.fsNode(sh, slot, r)
+	if t.fsTable == nil {
+		sh.side[slot>>sideBits][slot&(sideChunk-1)] = nil
 	}
-	is.mu.Lock()
-	delete(is.m, id)
-	if sparse(len(is.m), is.peak, shrinkMin) {
-		is.m, is.peak = rebuilt(is.m), len(is.m)
-	}
-	is.mu.Unlock()
-	ks.mu.Unlock()
+	sh.index.Delete(uint32(hashKey(r.key)), slot)
+	sh.recs.Free(slot)
+	sh.mu.Unlock()
 	if l := t.live.Add(-1); l <= t.high.Load()/2 && t.dropped(l) >= t.minDrop &&
 		!t.releasing.Load() && t.releasing.CompareAndSwap(false, true) {
 		go t.release()
 	}
-	return n.fsNode, true, true
+	return gone, true, true
 }
 
 // dropped returns how many nodes were dropped since the last release, live
 // being the live count now.
 func (t *nodeTable) dropped(live int64) int64 {
-	return int64(t.nextID.Load()-t.relID.Load()) + t.relLive.Load() - live
-}
-
-// sparse reports whether a map holding n entries, which held peak at most
-// since it was made, should be rebuilt.
-func sparse(n, peak, minPeak int) bool {
-	return peak >= minPeak && peak > 0 && n <= peak/shrinkFactor
-}
-
-// rebuilt returns a copy of m in a map sized for its entries.
-func rebuilt[K comparable](m map[K]*node) map[K]*node {
-	c := make(map[K]*node, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
+	return int64(t.made.Load()-t.relMade.Load()) + t.relLive.Load() - live
 }
 
 // release runs after a large drop in live nodes: once forgets stop
-// arriving, it shrinks the maps and returns the freed memory to the
+// arriving, it trims the slabs and returns the freed memory to the
 // kernel. It runs on its own goroutine, so that no worker stalls for the
 // collection, and ends within about releaseMaxWait+releaseInterval.
 func (t *nodeTable) release() {
@@ -261,9 +356,9 @@ func (t *nodeTable) release() {
 	debug.FreeOSMemory()
 	// Racy against lookups and forgets meanwhile; the counts only decide
 	// when the next release starts.
-	id, live := t.nextID.Load(), t.live.Load()
+	made, live := t.made.Load(), t.live.Load()
 	t.high.Store(live)
-	t.relID.Store(id)
+	t.relMade.Store(made)
 	t.relLive.Store(live)
 	t.lastRelease.Store(time.Now().UnixNano())
 	t.releases.Add(1)
@@ -271,34 +366,45 @@ func (t *nodeTable) release() {
 
 // lookups returns the lookup count of node id (0 if it is not live).
 func (t *nodeTable) lookups(id uint64) uint64 {
-	is := &t.byID[id&(nodeShards-1)]
-	is.mu.RLock()
-	n := is.m[id]
-	is.mu.RUnlock()
-	if n == nil {
+	si, slot, gen, ok := parseID(id)
+	if !ok {
 		return 0
 	}
-	ks := &t.byKey[keyShardOf(n.key)]
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return n.lookups
+	sh := &t.shards[si]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if r := sh.lookupRec(slot, gen); r != nil {
+		return r.lookups
+	}
+	return 0
 }
 
-// compact rebuilds every map that has become sparse, however small: forget
-// leaves maps that never held shrinkMin entries alone.
+// compact gives back the memory of the records the kernel has forgotten:
+// each shard's slab returns its free pages, and side chunks that hold no
+// node are dropped. Indexes shrink by themselves as they empty.
 func (t *nodeTable) compact() {
-	for i := range t.byID {
-		s := &t.byID[i]
-		s.mu.Lock()
-		if sparse(len(s.m), s.peak, 1) {
-			s.m, s.peak = rebuilt(s.m), len(s.m)
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		sh.recs.Trim()
+		for c := range sh.side {
+			if sh.side[c] != nil && !sh.chunkInUse(c) {
+				sh.side[c] = nil
+			}
 		}
-		s.mu.Unlock()
-		ks := &t.byKey[i]
-		ks.mu.Lock()
-		if sparse(len(ks.m), ks.peak, 1) {
-			ks.m, ks.peak = rebuilt(ks.m), len(ks.m)
+		for len(sh.side) > 0 && sh.side[len(sh.side)-1] == nil {
+			sh.side = sh.side[:len(sh.side)-1]
 		}
-		ks.mu.Unlock()
+		sh.mu.Unlock()
 	}
+}
+
+// chunkInUse reports whether side chunk c holds a live record's node.
+func (sh *nodeShard) chunkInUse(c int) bool {
+	for s := uint32(c) << sideBits; s < uint32(c+1)<<sideBits; s++ {
+		if sh.recs.InUse(s) {
+			return true
+		}
+	}
+	return false
 }

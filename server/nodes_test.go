@@ -485,42 +485,60 @@ func TestPanicAnswersEIO(t *testing.T) {
 }
 
 // TestShardSizes: each shard fills whole cache lines, so that two CPUs
-// working on neighbouring shards do not share one.
+// working on neighbouring shards do not share one; a record is 40 bytes.
 func TestShardSizes(t *testing.T) {
 	const cacheLine = 64
-	if s := unsafe.Sizeof(idShard{}); s%cacheLine != 0 {
-		t.Errorf("idShard takes %d bytes, not a multiple of %d", s, cacheLine)
+	if s := unsafe.Sizeof(nodeShard{}); s%cacheLine != 0 {
+		t.Errorf("nodeShard takes %d bytes, not a multiple of %d", s, cacheLine)
 	}
-	if s := unsafe.Sizeof(keyShard{}); s%cacheLine != 0 {
-		t.Errorf("keyShard takes %d bytes, not a multiple of %d", s, cacheLine)
+	if s := unsafe.Sizeof(record{}); s != 40 {
+		t.Errorf("record takes %d bytes, want 40", s)
 	}
 }
 
 // tableNode is a filesystem node for the node-table tests.
 type tableNode struct{ ino uint64 }
 
+// newTable returns a table for the node-table tests, without a release
+// goroutine unless minDrop says otherwise.
+func newTable(t *testing.T, fsTable ringfuse.NodeTable) *nodeTable {
+	tab := new(nodeTable)
+	tab.init(&tableNode{1}, fsTable)
+	tab.minDrop = 1 << 62
+	t.Cleanup(tab.memory().unmap)
+	return tab
+}
+
 // fillTable counts one lookup of n distinct inodes and returns their IDs.
-func fillTable(tab *nodeTable, n int) []uint64 {
+func fillTable(t *testing.T, tab *nodeTable, n int) []uint64 {
+	t.Helper()
 	ids := make([]uint64, n)
 	for i := range ids {
 		ino := uint64(1000 + i)
-		ids[i] = tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: ino}, Node: &tableNode{ino}})
+		id, dup, err := tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: ino}, Node: &tableNode{ino}})
+		if err != nil || dup {
+			t.Fatalf("ref of inode %d: dup %v, %v", ino, dup, err)
+		}
+		ids[i] = id
 	}
 	return ids
 }
 
-// TestMapsShrink drains a large table down to a few survivors and checks
-// that every shard's maps were rebuilt for what they hold, and that the
-// survivors still resolve by ID and by key after the rebuilds.
-func TestMapsShrink(t *testing.T) {
+// TestTableShrinks drains a large table down to a few survivors and checks
+// that every shard's index shrank with it, that compact drops the side
+// chunks no node uses, and that the survivors still resolve by ID and by
+// key throughout.
+func TestTableShrinks(t *testing.T) {
 	const (
-		n     = 64 * shrinkMin * 8 // several times shrinkMin per shard
-		every = 97                 // keep one node in every
+		n     = 64 * sideChunk // the side chunks of one shard and more
+		every = 997            // keep one node in every
 	)
-	var tab nodeTable
-	tab.init(&tableNode{1})
-	tab.minDrop = 1 << 62 // no release goroutine here
-	ids := fillTable(&tab, n)
+	tab := newTable(t, nil)
+	ids := fillTable(t, tab, n)
+	chunks := 0
+	for i := range tab.shards {
+		chunks += len(tab.shards[i].side)
+	}
 	for i, id := range ids {
 		if i%every == 0 {
 			continue
@@ -529,37 +547,49 @@ func TestMapsShrink(t *testing.T) {
 			t.Fatalf("forget of node %d: dropped %v, known %v", id, dropped, known)
 		}
 	}
-	check := func(when string, maxPeak int, survivors bool) {
+	check := func(when string) {
 		t.Helper()
-		for i := range nodeShards {
-			is, ks := &tab.byID[i], &tab.byKey[i]
-			if is.peak > maxPeak || ks.peak > maxPeak {
-				t.Errorf("%s: shard %d: maps held at most %d and %d entries since rebuilt, now %d and %d; want at most %d",
-					when, i, is.peak, ks.peak, len(is.m), len(ks.m), maxPeak)
+		for i := range tab.shards {
+			sh := &tab.shards[i]
+			if sh.index.Len() != sh.recs.Len() {
+				t.Fatalf("%s: shard %d indexes %d records of %d", when, i, sh.index.Len(), sh.recs.Len())
 			}
 		}
 		for i, id := range ids {
-			if !survivors || i%every != 0 {
+			if i%every != 0 {
+				if _, ok := tab.get(id); ok {
+					t.Fatalf("%s: forgotten node %d resolves", when, id)
+				}
 				continue
 			}
 			fn, ok := tab.get(id)
 			if !ok || fn.(*tableNode).ino != uint64(1000+i) {
 				t.Fatalf("%s: node %d of inode %d resolves to %v, %v", when, id, 1000+i, fn, ok)
 			}
-			again := tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: uint64(1000 + i)}, Node: &tableNode{}})
-			if again != id || tab.lookups(id) != 2 {
-				t.Fatalf("%s: inode %d: lookup gave node %d with %d lookups, want node %d with 2", when, 1000+i, again, tab.lookups(id), id)
+			again, dup, _ := tab.ref(&ringfuse.Entry{Key: ringfuse.InodeKey{Dev: 1, Ino: uint64(1000 + i)}, Node: &tableNode{}})
+			if again != id || !dup || tab.lookups(id) != 2 {
+				t.Fatalf("%s: inode %d: lookup gave node %d (dup %v) with %d lookups, want node %d with 2", when, 1000+i, again, dup, tab.lookups(id), id)
 			}
 			tab.forget(id, 1)
 		}
 	}
-	// forget rebuilds a map when it falls to a quarter of its peak, so a
-	// map never holds more than shrinkFactor times its entries, or
-	// shrinkMin, since it was last rebuilt.
-	perShard := n / every / nodeShards
-	check("after the drain", max(shrinkMin, shrinkFactor*(perShard+2)), true)
+	check("after the drain")
 	if got, want := tab.live.Load(), int64((n+every-1)/every); got != want {
 		t.Errorf("%d nodes live, want %d", got, want)
+	}
+	tab.compact()
+	check("after compact")
+	left := 0
+	for i := range tab.shards {
+		for _, c := range tab.shards[i].side {
+			if c != nil {
+				left++
+			}
+		}
+	}
+	// 66 survivors keep at most one chunk each.
+	if left > (n+every-1)/every || left >= chunks {
+		t.Errorf("%d side chunks kept of %d, for %d survivors", left, chunks, (n+every-1)/every)
 	}
 	for i, id := range ids {
 		if i%every == 0 {
@@ -567,9 +597,38 @@ func TestMapsShrink(t *testing.T) {
 		}
 	}
 	tab.compact()
-	check("after compact", 0, false)
+	for i := range tab.shards {
+		if sh := &tab.shards[i]; len(sh.side) != 0 || sh.index.Len() != 0 || sh.recs.Len() != 0 {
+			t.Errorf("shard %d keeps %d side chunks, %d index entries, %d records with no node live",
+				i, len(sh.side), sh.index.Len(), sh.recs.Len())
+		}
+	}
 	if got := tab.live.Load(); got != 0 {
 		t.Errorf("%d nodes live after forgetting all, want 0", got)
+	}
+}
+
+// TestNodeIDs: IDs are never reused while a slot is, reserved IDs are never
+// made, and IDs no record can have are refused without a fault.
+func TestNodeIDs(t *testing.T) {
+	tab := newTable(t, nil)
+	seen := map[uint64]bool{}
+	for range 50 {
+		for _, id := range fillTable(t, tab, 200) {
+			if seen[id] || id == wire.FUSE_ROOT_ID || id == pollHackID || id == 0 {
+				t.Fatalf("node ID %d made twice or reserved", id)
+			}
+			seen[id] = true
+			tab.forget(id, 1)
+		}
+	}
+	for _, id := range []uint64{0, 2, 1 << 32, 1<<63 | 5, ^uint64(0), makeID(1, 1<<slotBits-1, 3), makeID(genMask, 0, 0)} {
+		if _, ok := tab.get(id); ok || tab.lookups(id) != 0 {
+			t.Errorf("ID %#x resolves", id)
+		}
+		if _, _, known := tab.forget(id, 1); known {
+			t.Errorf("forget of ID %#x found a node", id)
+		}
 	}
 }
 
@@ -581,10 +640,9 @@ func TestReleaseAfterStorm(t *testing.T) {
 		minDrop = 4000
 		n       = 3 * minDrop
 	)
-	var tab nodeTable
-	tab.init(&tableNode{1})
+	tab := newTable(t, nil)
 	tab.minDrop = minDrop
-	ids := fillTable(&tab, n)
+	ids := fillTable(t, tab, n)
 	if h := tab.high.Load(); h != n {
 		t.Fatalf("high = %d after %d lookups", h, n)
 	}
@@ -611,13 +669,13 @@ func TestReleaseAfterStorm(t *testing.T) {
 	if h := tab.high.Load(); h != 0 {
 		t.Errorf("high = %d after the release, want 0 (the live count)", h)
 	}
-	for i := range nodeShards {
-		if tab.byID[i].peak != 0 || tab.byKey[i].peak != 0 {
-			t.Errorf("shard %d not rebuilt by the release: peaks %d and %d", i, tab.byID[i].peak, tab.byKey[i].peak)
+	for i := range tab.shards {
+		if sh := &tab.shards[i]; len(sh.side) != 0 {
+			t.Errorf("shard %d keeps %d side chunks after the release", i, len(sh.side))
 		}
 	}
 	// The table works as before.
-	ids = fillTable(&tab, 10)
+	ids = fillTable(t, tab, 10)
 	if tab.live.Load() != 10 || tab.lookups(ids[3]) != 1 {
 		t.Errorf("after the release: %d live, %d lookups of a new node", tab.live.Load(), tab.lookups(ids[3]))
 	}
@@ -655,18 +713,17 @@ func TestReleaseAfterChurn(t *testing.T) {
 		minDrop = 4000
 		wave    = 500
 	)
-	var tab nodeTable
-	tab.init(&tableNode{1})
+	tab := newTable(t, nil)
 	tab.minDrop = minDrop
 	for range minDrop/wave - 1 {
-		for _, id := range fillTable(&tab, wave) {
+		for _, id := range fillTable(t, tab, wave) {
 			tab.forget(id, 1)
 		}
 	}
 	if tab.releasing.Load() || tab.releases.Load() != 0 {
 		t.Fatalf("a release started after %d nodes were dropped", minDrop-wave)
 	}
-	for _, id := range fillTable(&tab, wave) {
+	for _, id := range fillTable(t, tab, wave) {
 		tab.forget(id, 1)
 	}
 	deadline := time.Now().Add(2 * (releaseMaxWait + releaseInterval))

@@ -7,6 +7,7 @@ import "ringfuse"
 type ops struct {
 	lookup    ringfuse.Lookuper
 	forget    func(ringfuse.Node)
+	table     ringfuse.NodeTable // only with forget
 	getattr   ringfuse.GetAttrer
 	setattr   ringfuse.SetAttrer
 	statx     ringfuse.Statxer
@@ -44,6 +45,9 @@ func (o *ops) resolve(fs ringfuse.FileSystem) {
 	o.lookup, _ = fs.(ringfuse.Lookuper)
 	if f, ok := fs.(ringfuse.Forgetter); ok {
 		o.forget = f.Forget
+		// Numbers are only safe to keep if the server can give the
+		// references back.
+		o.table, _ = fs.(ringfuse.NodeTable)
 	}
 	o.getattr, _ = fs.(ringfuse.GetAttrer)
 	o.setattr, _ = fs.(ringfuse.SetAttrer)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +134,10 @@ func New(fsys ringfuse.FileSystem, opts *Options) *Server {
 		s.maxWrite = 4096
 	}
 	s.ops.resolve(fsys)
-	s.nodes.init(fsys.Root())
+	s.nodes.init(fsys.Root(), s.ops.table)
+	// The node table's memory is not the collector's: unmap it once
+	// nothing can reach the server.
+	runtime.AddCleanup(s, tableMemory.unmap, s.nodes.memory())
 	return s
 }
 
@@ -244,6 +248,21 @@ func (s *Server) forgetNode(id, nlookup uint64) {
 	if dropped && s.ops.forget != nil {
 		s.ops.forget(fsNode)
 	}
+}
+
+// refEntry counts one lookup of e's inode and returns its node ID. It
+// gives back e.Node's reference when the table already had a node for the
+// key and the filesystem counts references (NodeTable). On error the
+// reference stays with the caller.
+func (s *Server) refEntry(e *ringfuse.Entry) (uint64, error) {
+	id, dup, err := s.nodes.ref(e)
+	if err != nil {
+		s.log.Printf("no kernel node for inode %d: %v", e.Attr.Ino, err)
+	}
+	if dup && s.ops.table != nil {
+		s.ops.forget(e.Node)
+	}
+	return id, err
 }
 
 // maybeCompact shrinks the node maps after a storm of forgets.

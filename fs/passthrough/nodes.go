@@ -8,39 +8,53 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/internal/offheap"
 )
 
 // node is the filesystem's value for one backing inode. It holds no
 // descriptor while idle: it is reopened from its file handle when needed.
-// On amd64 it takes 48 bytes, plus the handle string (16 bytes for ext4)
-// and its entry in the shard's map.
+// Nodes live in the shards' slabs, outside the Go heap (see shard), and
+// hold no Go pointers; the server refers to them by number (NodeNumber).
 type node struct {
 	// key is the inode's device and number, which the server tells
 	// kernel nodes apart by; for an inode whose number a node of a
 	// deleted inode still holds, tagged with an incarnation (see intern).
 	key ringfuse.InodeKey
-	// handle is the struct file_handle (header and f_handle) from
-	// name_to_handle_at; "" for a pinned node. Guarded by the shard mutex:
-	// where keys cannot be tagged, Lookup replaces it when the inode
-	// number was reused.
-	handle string
-	// mfd is the mount descriptor handle is opened against. Guarded by the
-	// shard mutex.
+	// num is the node's number: its shard in the high half, its slot
+	// plus one in the low half.
+	num uint64
+	// refs counts the server's references (see ringfuse.NodeTable): the
+	// entries that returned the node and that the server has not given
+	// back. The node is freed when it falls to zero; the root keeps one
+	// for ever. Guarded by the shard mutex.
+	refs int32
+	// mfd is the mount descriptor the handle is opened against. Guarded
+	// by the shard mutex.
 	mfd int32
 	// pfd is the O_PATH descriptor a pinned node holds for its whole life,
 	// because its filesystem has no file handles; -1 otherwise. Only the
-	// root and Forget change it.
+	// root and the last Forget change it.
 	pfd int32
 	// slot is the node's fd cache slot, or -1. Guarded by the shard mutex.
 	slot int32
-	// live says the node is in the shard's table (or its outside set)
-	// and counted in Stats.Nodes. Guarded by the shard mutex.
-	live bool
-	// shared says a table hit has returned the node since it was created,
-	// so an unsent READDIRPLUS entry must not remove it. Guarded by the
-	// shard mutex.
-	shared bool
+	// hlen is the length of handle, 0 for a pinned node, or hlenLong for
+	// a handle too long for the record (in shard.long). Guarded by the
+	// shard mutex: where keys cannot be tagged, Lookup replaces the
+	// handle when the inode number was reused.
+	hlen uint8
+	_    [3]byte
+	// handle is the struct file_handle (header and f_handle) from
+	// name_to_handle_at. Local filesystems' handles fit: ext4's takes 16
+	// bytes, btrfs's 28.
+	handle [handleInline]byte
 }
+
+const (
+	handleInline = 44
+	hlenLong     = 0xff
+	// sizeofNode is checked in TestNodeSize.
+	sizeofNode = 88
+)
 
 // Special values of pathFd.tok.
 const (
@@ -52,7 +66,7 @@ const (
 // acquire and returned by release.
 type pathFd struct {
 	fd  int
-	n   *node
+	sh  *shard // the node's, whose cache slot tok is
 	tok int32
 }
 
@@ -69,26 +83,37 @@ type slot struct {
 // different nodes rarely share a lock.
 const nShards = 16
 
-// Go maps never give memory back when entries are deleted, so a shard
-// rebuilds its node map, sized for what it holds, once it holds at most
-// 1/shrinkFactor of its peak. The copy costs as many inserts as the map
-// keeps, after at least three times as many deletes: O(1) amortized per
-// Forget. Maps that never held shrinkMin nodes are left alone.
-const (
-	shrinkFactor = 4
-	shrinkMin    = 64
-)
+// shardNodes bounds the nodes of a shard: 64M in all, in address space
+// reserved when first used.
+const shardNodes = 1 << 22
+
+// Trimming. A shard's slab is trimmed once its nodes have fallen to a
+// quarter of their peak since the last trim, if it has used at least
+// trimMin slots since then: a trim costs time in proportion to those
+// slots and happens after three times as many Forgets, so it adds O(1)
+// amortized to a Forget. The trims go on as the count falls, down to the
+// nodes that survive, so that the slab keeps no page of a storm.
+const trimMin = 256
 
 // shard holds part of the node table and of the fd cache. A node lives in
-// the shard its inode's device and number hash to (tableKey).
+// the shard its inode's device and number hash to (keyHash). Its nodes
+// are records in a slab outside the Go heap, found by key through an
+// index there too, so that a storm of lookups leaves no Go memory behind
+// once the kernel forgets them (docs/memory.md).
 type shard struct {
 	mu    sync.Mutex
-	nodes map[ringfuse.InodeKey]*node
-	// peak is the most nodes the map held since it was made.
+	nodes *offheap.Slab[node]
+	// index files each node in the table under tableKey(key); a node
+	// that left the table for sh.outside has no entry.
+	index *offheap.Index
+	// peak is the most nodes the slab held since it was last trimmed.
 	peak int
-	// outside holds, by their own keys, the live nodes that left nodes
-	// for a node of a new inode with their inode number (see intern);
-	// usually nil.
+	// long holds, by slot, handles too long for a node record; usually
+	// nil.
+	long map[uint32]string
+	// outside holds, by their own keys, the live nodes that left the
+	// table for a node of a new inode with their inode number (see
+	// intern); usually nil.
 	outside map[ringfuse.InodeKey]*node
 	slots   []slot
 	free    []int32 // slots holding no descriptor
@@ -98,7 +123,8 @@ type shard struct {
 }
 
 func (sh *shard) init(capacity int) {
-	sh.nodes = make(map[ringfuse.InodeKey]*node)
+	sh.nodes = offheap.NewSlab[node](shardNodes)
+	sh.index = new(offheap.Index)
 	sh.slots = make([]slot, capacity)
 	sh.free = make([]int32, capacity)
 	for i := range capacity {
@@ -107,19 +133,98 @@ func (sh *shard) init(capacity int) {
 	sh.head, sh.tail = -1, -1
 }
 
-// added notes that the node map grew.
-func (sh *shard) added() { sh.peak = max(sh.peak, len(sh.nodes)) }
+// shardMemory is what the shards map outside the Go heap. It refers to
+// the slabs and indexes, not to the shards, which are inside the FS that a
+// cleanup must not keep reachable.
+type shardMemory struct {
+	slabs   []*offheap.Slab[node]
+	indexes []*offheap.Index
+}
 
-// removed rebuilds the node map after a delete if it has become sparse.
-func (sh *shard) removed() {
-	if sh.peak < shrinkMin || len(sh.nodes) > sh.peak/shrinkFactor {
-		return
+func (fs *FS) shardMemory() shardMemory {
+	var m shardMemory
+	for i := range fs.shards {
+		m.slabs = append(m.slabs, fs.shards[i].nodes)
+		m.indexes = append(m.indexes, fs.shards[i].index)
 	}
-	m := make(map[ringfuse.InodeKey]*node, len(sh.nodes))
-	for k, n := range sh.nodes {
-		m[k] = n
+	return m
+}
+
+// unmapShards unmaps the nodes of an FS that nothing can reach.
+func unmapShards(m shardMemory) {
+	for _, s := range m.slabs {
+		s.Close()
 	}
-	sh.nodes, sh.peak = m, len(m)
+	for _, x := range m.indexes {
+		x.Close()
+	}
+}
+
+// keyHash mixes an inode key: the top bits pick the shard, the low 32 file
+// the node in the shard's index.
+func keyHash(k ringfuse.InodeKey) uint64 {
+	h := k.Ino*0x9E3779B97F4A7C15 ^ k.Dev*0xC2B2AE3D27D4EB4F
+	h ^= h >> 31
+	h *= 0xBF58476D1CE4E5B9
+	h ^= h >> 29
+	return h
+}
+
+// find returns the node filed in the table under key (a table key), or
+// nil.
+func (sh *shard) find(key ringfuse.InodeKey) *node {
+	for p := sh.index.Find(uint32(keyHash(key))); ; {
+		i, ok := p.Next()
+		if !ok {
+			return nil
+		}
+		if n := sh.nodes.At(i); tableKey(n.key) == key {
+			return n
+		}
+	}
+}
+
+// unfile removes n's entry from the table's index, if it has one.
+func (sh *shard) unfile(n *node) bool {
+	return sh.index.Delete(uint32(keyHash(tableKey(n.key))), slotOf(n))
+}
+
+func slotOf(n *node) uint32 { return uint32(n.num) - 1 }
+
+// setHandle stores h (nil for a pinned node) as n's handle.
+func (sh *shard) setHandle(n *node, h []byte) {
+	if n.hlen == hlenLong {
+		delete(sh.long, slotOf(n))
+	}
+	switch {
+	case len(h) <= handleInline:
+		n.hlen = uint8(copy(n.handle[:], h))
+	default:
+		if sh.long == nil {
+			sh.long = map[uint32]string{}
+		}
+		sh.long[slotOf(n)] = string(h)
+		n.hlen = hlenLong
+	}
+}
+
+// handleOf copies n's handle into hb; it returns nil for a pinned node.
+func (sh *shard) handleOf(n *node, hb *handleBuf) []byte {
+	switch n.hlen {
+	case 0:
+		return nil
+	case hlenLong:
+		return hb[:copy(hb[:], sh.long[slotOf(n)])]
+	}
+	return hb[:copy(hb[:], n.handle[:n.hlen])]
+}
+
+// sameHandle reports whether n's handle is h.
+func (sh *shard) sameHandle(n *node, h []byte) bool {
+	if n.hlen == hlenLong {
+		return sh.long[slotOf(n)] == string(h)
+	}
+	return string(n.handle[:n.hlen]) == string(h)
 }
 
 func (sh *shard) lruRemove(i int32) {
@@ -192,56 +297,16 @@ func (sh *shard) cached() int {
 	return len(sh.slots) - len(sh.free)
 }
 
-func (fs *FS) shardOf(k ringfuse.InodeKey) *shard {
-	k = tableKey(k) // every node of an inode number in one shard
-	h := k.Ino*0x9e3779b97f4a7c15 ^ k.Dev
-	return &fs.shards[(h>>32)%nShards]
-}
+func (fs *FS) shardOf(k ringfuse.InodeKey) *shard { return &fs.shards[shardIndex(k)] }
 
-// revive puts n back in the table after the server used it once Forget
-// had dropped it. That happens when a Lookup found n just before the
-// kernel forgot it: the server then makes a new kernel node from n. A node
-// of the same inode (the same handle) that took n's place in the table
-// meanwhile was looked up while the server held n under that key, so the
-// server dropped it: it is discarded (and revived in turn should the
-// server hold it after all). A node of another inode with n's inode number
-// keeps its place, and n lives outside the table until Forget. revive
-// returns a descriptor to close after unlocking, or -1.
-func (fs *FS) revive(sh *shard, n *node) int {
-	n.live = true
-	fs.nodes.Add(1)
-	tk := tableKey(n.key)
-	old := sh.nodes[tk]
-	if old != nil && old != n && old.handle != n.handle {
-		sh.leave(n)
-		return -1
-	}
-	sh.nodes[tk] = n
-	sh.added()
-	if old == nil || old == n {
-		return -1
-	}
-	return fs.discard(sh, old)
-}
+// shardIndex returns the shard of k: every node of an inode number in one
+// shard. It takes the hash's high half; the index takes the low.
+func shardIndex(k ringfuse.InodeKey) uint64 { return keyHash(tableKey(k)) >> 32 % nShards }
 
-// discard drops old, a node that has left the table and that the server
-// did not keep: a lookup returned old while the server held another node
-// with old's key, and the server keeps the node it has. It returns a
-// descriptor to close after unlocking, or -1.
-func (fs *FS) discard(sh *shard, old *node) int {
-	old.live = false
-	fs.nodes.Add(-1)
-	if old.pfd >= 0 {
-		// An unused duplicate: nothing else refers to its descriptor.
-		closeFd(int(old.pfd))
-		old.pfd = -1
-	}
-	return sh.detach(old)
-}
-
-// intern returns the node for key, creating it with handle h (a struct
-// file_handle; nil for a pinned node) and mount descriptor mfd, or with
-// pinned descriptor pfd. It takes ownership of pfd.
+// intern returns the node for key with one more reference, creating it
+// with handle h (a struct file_handle; nil for a pinned node) and mount
+// descriptor mfd, or with pinned descriptor pfd. It takes ownership of
+// pfd. It fails only when no memory is left for a node.
 //
 // A node's key is what the server tells kernel nodes apart by, so no two
 // live nodes share one. That matters when an inode is deleted while the
@@ -255,20 +320,20 @@ func (fs *FS) discard(sh *shard, old *node) int {
 // kernel reaches it through its node ID until it forgets it, and its
 // requests fail as the deleted inode's would (ESTALE from
 // open_by_handle_at, which the kernel answers with a fresh lookup).
-func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *node, created bool) {
+func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *node, created bool, errno syscall.Errno) {
 	sh := fs.shardOf(key)
 	closeA, closeB := -1, -1
 	sh.mu.Lock()
-	n = sh.nodes[key]
+	n = sh.find(key)
 	switch {
-	case n != nil && (h == nil || n.pfd >= 0 || string(h) == n.handle):
-		n.shared = true
+	case n != nil && (h == nil || n.pfd >= 0 || sh.sameHandle(n, h)):
+		n.refs++
 		closeB = pfd
 	case n != nil && !taggable(key):
 		// No room for incarnations in the key: the node takes the new
 		// inode's handle and drops its descriptor of the old one.
-		n.shared = true
-		n.handle = string(h)
+		n.refs++
+		sh.setHandle(n, h)
 		n.mfd = mfd
 		closeA = sh.detach(n)
 		closeB = pfd
@@ -281,41 +346,45 @@ func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *no
 		if sh.outside[key] != nil {
 			k = incarnation(key) // key is a live node's outside the table
 		}
-		n = &node{key: k, mfd: mfd, pfd: int32(pfd), slot: -1, live: true}
-		if h != nil {
-			n.handle = string(h)
+		if n, errno = sh.add(k, h, mfd, pfd); errno != 0 {
+			closeB = pfd
+			break
 		}
-		sh.nodes[key] = n
-		sh.added()
 		fs.nodes.Add(1)
 		created = true
 	}
 	sh.mu.Unlock()
 	closeFd(closeA)
 	closeFd(closeB)
-	return n, created
+	return n, created, errno
+}
+
+// add makes a node with one reference and files it in the table under
+// tableKey(k).
+func (sh *shard) add(k ringfuse.InodeKey, h []byte, mfd int32, pfd int) (*node, syscall.Errno) {
+	i, n, err := sh.nodes.Alloc()
+	if err == nil {
+		if err = sh.index.Insert(uint32(keyHash(tableKey(k))), i); err != nil {
+			sh.nodes.Free(i)
+		}
+	}
+	if err != nil {
+		return nil, syscall.ENOMEM
+	}
+	*n = node{key: k, num: shardIndex(k)<<32 | uint64(i) + 1, refs: 1, mfd: mfd, pfd: int32(pfd), slot: -1}
+	sh.setHandle(n, h)
+	sh.peak = max(sh.peak, sh.nodes.Len())
+	return n, 0
 }
 
 // leave moves live node n from the table to sh.outside: a node of another
 // inode with n's inode number takes its place.
 func (sh *shard) leave(n *node) {
+	sh.unfile(n)
 	if sh.outside == nil {
 		sh.outside = make(map[ringfuse.InodeKey]*node)
 	}
 	sh.outside[n.key] = n
-}
-
-// drop removes n, no longer live, from the table or from sh.outside.
-func (sh *shard) drop(n *node) {
-	if tk := tableKey(n.key); sh.nodes[tk] == n {
-		delete(sh.nodes, tk)
-		sh.removed()
-	} else if sh.outside[n.key] == n {
-		delete(sh.outside, n.key)
-		if len(sh.outside) == 0 {
-			sh.outside = nil // a map never shrinks
-		}
-	}
 }
 
 // incarnationShift: Linux's stat reports st_dev as a 32-bit value
@@ -349,50 +418,32 @@ func tableKey(k ringfuse.InodeKey) ringfuse.InodeKey {
 	return k
 }
 
-// unintern undoes intern for a node that was created but never handed to
-// the server (a READDIRPLUS entry that did not fit), unless a lookup has
-// returned it meanwhile.
-func (fs *FS) unintern(n *node) {
-	sh := fs.shardOf(n.key)
-	closeA, closeB := -1, -1
-	sh.mu.Lock()
-	if n.live && !n.shared {
-		sh.drop(n)
-		n.live = false
-		fs.nodes.Add(-1)
-		closeA = sh.detach(n)
-		if n.pfd >= 0 {
-			closeB = int(n.pfd)
-			n.pfd = -1
-		}
-	}
-	sh.mu.Unlock()
-	closeFd(closeA)
-	closeFd(closeB)
-}
-
-// share marks n as returned to the server again, for operations such as
-// LINK that answer with an existing node.
-func (fs *FS) share(n *node) {
+// ref adds a reference to n, for operations such as LINK that answer
+// with an existing node.
+func (fs *FS) ref(n *node) {
 	sh := fs.shardOf(n.key)
 	sh.mu.Lock()
-	n.shared = true
+	n.refs++
 	sh.mu.Unlock()
 }
 
-// handleOf returns n's file handle and mount descriptor.
-func (fs *FS) handleOf(n *node) (string, int) {
+// handleOf copies n's file handle into hb and returns it with n's mount
+// descriptor; the handle is nil for a pinned node.
+func (fs *FS) handleOf(n *node, hb *handleBuf) ([]byte, int, syscall.Errno) {
 	sh := fs.shardOf(n.key)
-	stale := -1
 	sh.mu.Lock()
-	if !n.live {
-		stale = fs.revive(sh, n)
+	defer sh.mu.Unlock()
+	if n.refs <= 0 {
+		return nil, -1, syscall.ESTALE // see staleNode
 	}
-	h, mfd := n.handle, int(n.mfd)
-	sh.mu.Unlock()
-	closeFd(stale)
-	return h, mfd
+	return sh.handleOf(n, hb), int(n.mfd), 0
 }
+
+// A node the server hands to an operation is one it holds a reference to,
+// so its refs are positive. A freed node reads as zero (the slab zeroes
+// it), and operations answer ESTALE for it rather than act on whatever
+// the slot holds; only a kernel that sent requests for a node it had
+// forgotten could get there.
 
 // acquire returns an O_PATH descriptor for n, from the cache if it has one
 // and otherwise opened by handle and put in the cache. The caller must
@@ -400,15 +451,14 @@ func (fs *FS) handleOf(n *node) (string, int) {
 func (fs *FS) acquire(n *node) (pathFd, syscall.Errno) {
 	sh := fs.shardOf(n.key)
 	sh.mu.Lock()
-	stale := -1
-	if !n.live {
-		stale = fs.revive(sh, n)
+	if n.refs <= 0 {
+		sh.mu.Unlock()
+		return pathFd{}, syscall.ESTALE // see staleNode
 	}
 	if n.pfd >= 0 {
 		fd := int(n.pfd)
 		sh.mu.Unlock()
-		closeFd(stale)
-		return pathFd{fd: fd, n: n, tok: tokPinned}, 0
+		return pathFd{fd: fd, sh: sh, tok: tokPinned}, 0
 	}
 	if i := n.slot; i >= 0 {
 		s := &sh.slots[i]
@@ -418,14 +468,13 @@ func (fs *FS) acquire(n *node) (pathFd, syscall.Errno) {
 		s.users++
 		fd := int(s.fd)
 		sh.mu.Unlock()
-		closeFd(stale)
-		return pathFd{fd: fd, n: n, tok: i}, 0
+		return pathFd{fd: fd, sh: sh, tok: i}, 0
 	}
-	h, mfd := n.handle, int(n.mfd)
+	var hb handleBuf
+	h, mfd := sh.handleOf(n, &hb), int(n.mfd)
 	sh.mu.Unlock()
-	closeFd(stale)
-	if h == "" {
-		return pathFd{}, syscall.ESTALE // a pinned node used after Forget
+	if h == nil {
+		return pathFd{}, syscall.ESTALE // a pinned node without its descriptor
 	}
 
 	fd, e := openByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
@@ -444,22 +493,22 @@ func (fs *FS) acquire(n *node) (pathFd, syscall.Errno) {
 		cfd := int(s.fd)
 		sh.mu.Unlock()
 		closeFd(fd)
-		return pathFd{fd: cfd, n: n, tok: i}, 0
+		return pathFd{fd: cfd, sh: sh, tok: i}, 0
 	}
-	if n.handle != h || !n.live {
+	if n.refs <= 0 || !sh.sameHandle(n, h) {
 		sh.mu.Unlock()
-		return pathFd{fd: fd, n: n, tok: tokPrivate}, 0
+		return pathFd{fd: fd, sh: sh, tok: tokPrivate}, 0
 	}
 	i, victim := sh.takeSlot()
 	if i < 0 {
 		sh.mu.Unlock()
-		return pathFd{fd: fd, n: n, tok: tokPrivate}, 0
+		return pathFd{fd: fd, sh: sh, tok: tokPrivate}, 0
 	}
 	sh.slots[i] = slot{n: n, fd: int32(fd), users: 1, prev: -1, next: -1}
 	n.slot = i
 	sh.mu.Unlock()
 	closeFd(victim)
-	return pathFd{fd: fd, n: n, tok: i}, 0
+	return pathFd{fd: fd, sh: sh, tok: i}, 0
 }
 
 // release returns a descriptor from acquire.
@@ -471,7 +520,7 @@ func (fs *FS) release(p pathFd) {
 		closeFd(p.fd)
 		return
 	}
-	sh := fs.shardOf(p.n.key)
+	sh := p.sh
 	toClose := -1
 	sh.mu.Lock()
 	s := &sh.slots[p.tok]
@@ -494,7 +543,7 @@ func (fs *FS) release(p pathFd) {
 func (fs *FS) offer(n *node, fd int) {
 	sh := fs.shardOf(n.key)
 	sh.mu.Lock()
-	if n.slot >= 0 || n.pfd >= 0 || !n.live || len(sh.slots) == 0 {
+	if n.slot >= 0 || n.pfd >= 0 || n.refs <= 0 || len(sh.slots) == 0 {
 		sh.mu.Unlock()
 		closeFd(fd)
 		return
@@ -512,36 +561,60 @@ func (fs *FS) offer(n *node, fd int) {
 	closeFd(victim)
 }
 
-// Forget drops n from the node table and closes its cached descriptor.
-// The server calls it once the kernel has forgotten every lookup of n.
+// Forget gives back one of the server's references to n (see
+// ringfuse.NodeTable); with the last one it drops n from the node table,
+// closes its descriptors and frees it.
 func (fs *FS) Forget(rn ringfuse.Node) {
 	n, ok := rn.(*node)
-	if !ok || n == nil || n == fs.root {
+	if !ok || n == nil {
 		return
 	}
 	sh := fs.shardOf(n.key)
-	closeB, closeC := -1, -1
+	closeA, closeB := -1, -1
 	sh.mu.Lock()
-	if n.live {
-		n.live = false
-		fs.nodes.Add(-1)
-		sh.drop(n)
-	} else if m := sh.nodes[tableKey(n.key)]; m != nil && m != n && m.key == n.key {
-		// The server made a node ID for n after n's first Forget (a
-		// lookup had found n just before it; see revive) and never
-		// used it, so n was not revived. A node with n's key made
-		// meanwhile was looked up while the server held n under that
-		// key: the server kept n and dropped it.
-		sh.drop(m)
-		closeC = fs.discard(sh, m)
+	if n.refs <= 0 {
+		sh.mu.Unlock()
+		return // see staleNode
 	}
-	closeA := sh.detach(n)
-	if n.pfd >= 0 {
-		closeB = int(n.pfd)
-		n.pfd = -1
+	if n.refs--; n.refs > 0 {
+		sh.mu.Unlock()
+		return
+	}
+	if !sh.unfile(n) && sh.outside[n.key] == n {
+		delete(sh.outside, n.key)
+		if len(sh.outside) == 0 {
+			sh.outside = nil // a map never shrinks
+		}
+	}
+	closeA = sh.detach(n)
+	closeB = int(n.pfd)
+	if n.hlen == hlenLong {
+		delete(sh.long, slotOf(n))
+	}
+	sh.nodes.Free(slotOf(n)) // zeroes n
+	fs.nodes.Add(-1)
+	if l := sh.nodes.Len(); sh.nodes.High() >= trimMin && l <= sh.peak/4 {
+		sh.nodes.Trim()
+		sh.peak = l
 	}
 	sh.mu.Unlock()
 	closeFd(closeA)
 	closeFd(closeB)
-	closeFd(closeC)
+}
+
+// NodeNumber returns n's number (see ringfuse.NodeTable).
+func (fs *FS) NodeNumber(rn ringfuse.Node) uint64 {
+	if n, ok := rn.(*node); ok && n != nil {
+		return n.num
+	}
+	return 0
+}
+
+// NodeAt returns the node numbered i (see ringfuse.NodeTable).
+func (fs *FS) NodeAt(i uint64) ringfuse.Node {
+	si, slot := i>>32, uint32(i)
+	if si >= nShards || slot == 0 || slot > shardNodes {
+		return (*node)(nil)
+	}
+	return fs.shards[si].nodes.At(slot - 1)
 }

@@ -145,7 +145,7 @@ func (fs *FS) addPlus(dirfd int, name string, ino uint64, typ uint32, off uint64
 		EntryTimeout: time.Duration(fs.entryTimeout.Load()),
 		AttrTimeout:  time.Duration(fs.attrTimeout.Load()),
 	}
-	n, created, errno := fs.lookupAt(dirfd, name, &e)
+	n, _, errno := fs.lookupAt(dirfd, name, &e)
 	switch {
 	case errno == syscall.ENOENT:
 		return true // removed since getdents: skip it
@@ -153,8 +153,8 @@ func (fs *FS) addPlus(dirfd int, name string, ino uint64, typ uint32, off uint64
 		return w.Add(name, ino, typ, off) // list it, without attributes
 	}
 	ok := w.AddEntry(name, &e, off)
-	if !ok && created {
-		fs.unintern(n)
+	if !ok {
+		fs.Forget(n) // the server did not take the entry's reference
 	}
 	return ok
 }

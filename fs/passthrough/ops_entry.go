@@ -107,7 +107,7 @@ func (fs *FS) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node
 		if e := fstatFd(s.fd, &st); e != 0 {
 			return e
 		}
-		fs.share(src)
+		fs.ref(src)
 		fillEntry(out, src, &st)
 		return 0
 	})
@@ -213,6 +213,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 		}
 		if e := fs.addOpen(fd, oflags, nil, open); e != 0 {
 			closeFd(fd)
+			fs.Forget(n) // the reference nodeAt took
 			return e
 		}
 		fillEntry(out, n, &st)

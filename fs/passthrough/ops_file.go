@@ -29,8 +29,12 @@ func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) sys
 // openNode opens n itself with flags (from openFlags). A symlink node
 // fails with ELOOP.
 func (fs *FS) openNode(n *node, flags int) (int, syscall.Errno) {
-	h, mfd := fs.handleOf(n)
-	if h != "" {
+	var hb handleBuf
+	h, mfd, e := fs.handleOf(n, &hb)
+	if e != 0 {
+		return -1, e
+	}
+	if h != nil {
 		if flags&unix.O_ACCMODE == unix.O_WRONLY {
 			if fd, e := openByHandleAt(mfd, h, flags&^unix.O_ACCMODE|unix.O_RDWR); e == 0 {
 				return fd, 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,7 @@ type mountEnt struct {
 var (
 	_ ringfuse.FileSystem     = (*FS)(nil)
 	_ ringfuse.Lookuper       = (*FS)(nil)
+	_ ringfuse.NodeTable      = (*FS)(nil)
 	_ ringfuse.Forgetter      = (*FS)(nil)
 	_ ringfuse.GetAttrer      = (*FS)(nil)
 	_ ringfuse.Statxer        = (*FS)(nil)
@@ -158,13 +160,8 @@ func New(source string, opts *Options) (*FS, error) {
 		return nil, fmt.Errorf("passthrough: stat %s: %w", source, e)
 	}
 	fs.rootFd = fd
-	fs.root = &node{
-		key:  ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino},
-		mfd:  int32(fd),
-		pfd:  int32(fd),
-		slot: -1,
-		live: true,
-	}
+	rootKey := ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
+	var rootHandle []byte
 	mounts := []mountEnt{}
 	var hb handleBuf
 	fs.handleFlags = atHandleMntIDUnique
@@ -177,10 +174,10 @@ func New(source string, opts *Options) (*FS, error) {
 	}
 	switch {
 	case e == 0:
-		fs.root.handle = string(hb[:hl])
+		rootHandle = hb[:hl]
 		mounts = append(mounts, mountEnt{id: mid, fd: int32(fd)})
 		// Probe that this process may open by handle at all.
-		pfd, e := openByHandleAt(fd, fs.root.handle, unix.O_PATH|unix.O_CLOEXEC)
+		pfd, e := openByHandleAt(fd, rootHandle, unix.O_PATH|unix.O_CLOEXEC)
 		if e != 0 {
 			closeFd(fd)
 			return nil, fmt.Errorf("passthrough: open_by_handle_at %s (needs CAP_DAC_READ_SEARCH): %w", source, e)
@@ -193,8 +190,17 @@ func New(source string, opts *Options) (*FS, error) {
 		return nil, fmt.Errorf("passthrough: name_to_handle_at %s: %w", source, e)
 	}
 	fs.mounts.Store(&mounts)
-	sh := fs.shardOf(fs.root.key)
-	sh.nodes[fs.root.key] = fs.root
+	// The root is a node like the others, with a reference the server
+	// never gives back, and its pinned descriptor is the mount's.
+	root, errno := fs.shardOf(rootKey).add(rootKey, rootHandle, int32(fd), fd)
+	if errno != 0 {
+		closeFd(fd)
+		return nil, fmt.Errorf("passthrough: no memory for the root node: %w", errno)
+	}
+	fs.root = root
+	// The nodes live outside the Go heap: unmap them once nothing can
+	// reach the filesystem.
+	runtime.AddCleanup(fs, unmapShards, fs.shardMemory())
 	fs.spare = -1
 	fs.reserveSpare()
 	return fs, nil
@@ -227,14 +233,12 @@ func (fs *FS) Close() error {
 		for i := range fs.shards {
 			sh := &fs.shards[i]
 			sh.mu.Lock()
-			for _, m := range []map[ringfuse.InodeKey]*node{sh.nodes, sh.outside} {
-				for _, n := range m {
-					if n != fs.root {
-						closeFd(sh.detach(n))
-						if n.pfd >= 0 {
-							closeFd(int(n.pfd))
-							n.pfd = -1
-						}
+			for i := range uint32(sh.nodes.Slots()) {
+				if n := sh.nodes.At(i); sh.nodes.InUse(i) && n != fs.root {
+					closeFd(sh.detach(n))
+					if n.pfd >= 0 {
+						closeFd(int(n.pfd))
+						n.pfd = -1
 					}
 				}
 			}
@@ -350,8 +354,7 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, sysc
 	}
 	switch {
 	case e == 0:
-		n, created := fs.intern(key, hb[:hl], mfd, -1)
-		return n, created, 0
+		return fs.intern(key, hb[:hl], mfd, -1)
 	case e == syscall.EOPNOTSUPP:
 		// No file handles on this filesystem: the node keeps an O_PATH
 		// descriptor for its whole life.
@@ -373,8 +376,7 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, sysc
 			return nil, false, e
 		}
 		key = ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
-		n, created := fs.intern(key, nil, -1, fd)
-		return n, created, 0
+		return fs.intern(key, nil, -1, fd)
 	default:
 		return nil, false, e
 	}

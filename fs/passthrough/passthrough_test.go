@@ -1133,34 +1133,57 @@ func TestInodeReuse(t *testing.T) {
 	}
 }
 
-// TestForgetRace checks the accounting when the server uses a node after
-// Forget (a lookup returned it just before the kernel forgot it).
-func TestForgetRace(t *testing.T) {
+// TestNodeRefs checks the reference counting of ringfuse.NodeTable: each
+// lookup is a reference, the node lives until Forget has given back the
+// last one, and a freed node answers ESTALE rather than act on its slot.
+func TestNodeRefs(t *testing.T) {
 	fs, src := newFS(t, nil)
 	writeFile(t, filepath.Join(src, "f"), "x")
 	f := lookup(t, fs, fs.Root(), "f")
+	if f2 := lookup(t, fs, fs.Root(), "f"); f2.Node != f.Node {
+		t.Fatal("two lookups of one file gave two nodes")
+	}
+	num := fs.NodeNumber(f.Node)
+	if num == 0 || fs.NodeAt(num) != f.Node {
+		t.Fatalf("NodeNumber %d does not lead back to the node", num)
+	}
 	fs.Forget(f.Node)
-	if fs.Stats().Nodes != 0 {
-		t.Fatal("Forget did not drop the node")
-	}
-	// Another lookup makes a new node; then the server uses the old one.
-	f2 := lookup(t, fs, fs.Root(), "f")
-	if f2.Node == f.Node {
-		t.Fatal("a forgotten node was returned again")
-	}
 	var a ringfuse.AttrOut
+	if s := fs.Stats(); s.Nodes != 1 {
+		t.Fatalf("Nodes = %d with one reference left, want 1", s.Nodes)
+	}
 	if errno := fs.GetAttr(bg, f.Node, 0, false, &a); errno != 0 {
-		t.Fatalf("GetAttr on the revived node: %v", errno)
-	}
-	if got := fs.Stats().Nodes; got != 1 {
-		t.Errorf("Nodes = %d after revival, want 1", got)
-	}
-	if f3 := lookup(t, fs, fs.Root(), "f"); f3.Node != f.Node {
-		t.Errorf("lookup after revival returned another node")
+		t.Fatalf("GetAttr with one reference left: %v", errno)
 	}
 	fs.Forget(f.Node)
 	if s := fs.Stats(); s.Nodes != 0 || s.CachedFds != 0 {
-		t.Errorf("after Forget: %+v", s)
+		t.Fatalf("after the last Forget: %+v", s)
+	}
+	if errno := fs.GetAttr(bg, f.Node, 0, false, &a); errno != syscall.ESTALE {
+		t.Errorf("GetAttr of a freed node: %v, want ESTALE", errno)
+	}
+	fs.Forget(f.Node) // one too many: ignored
+	if errno := fs.Lookup(bg, f.Node, "x", &ringfuse.Entry{}); errno != syscall.ESTALE {
+		t.Errorf("Lookup in a freed node: %v, want ESTALE", errno)
+	}
+	// A new lookup takes the lowest free slot again.
+	f3 := lookup(t, fs, fs.Root(), "f")
+	if fs.NodeNumber(f3.Node) != num {
+		t.Errorf("the new node has number %#x, the freed one had %#x", fs.NodeNumber(f3.Node), num)
+	}
+	fs.Forget(f3.Node)
+	for _, bad := range []uint64{0, 1 << 40, 17 << 32} {
+		if n, _ := fs.NodeAt(bad).(*node); n != nil {
+			t.Errorf("NodeAt(%#x) = %p", bad, n)
+		}
+	}
+}
+
+// TestNodeSize: a node record keeps its size, since a million of them are
+// a storm's memory.
+func TestNodeSize(t *testing.T) {
+	if s := unsafe.Sizeof(node{}); s != sizeofNode {
+		t.Errorf("node takes %d bytes, want %d", s, sizeofNode)
 	}
 }
 
@@ -1208,10 +1231,8 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	seen := map[ringfuse.Node]bool{}
 	for _, n := range got {
-		if !seen[n] {
-			seen[n] = true
-			fs.Forget(n)
-		}
+		seen[n] = true
+		fs.Forget(n) // one per lookup
 	}
 	if len(seen) != files {
 		t.Errorf("%d distinct nodes for %d files", len(seen), files)
@@ -1224,34 +1245,40 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-func TestNodeSize(t *testing.T) {
-	if s := unsafe.Sizeof(node{}); s > 48 {
-		t.Errorf("node is %d bytes", s)
-	}
-}
-
-// TestNodeMemory measures the heap a node costs: the node, its handle and
-// its entry in the node table (ext4's handles are 8 bytes).
+// TestNodeMemory checks that nodes cost no Go heap: the node, its handle
+// and its entry in the node table are all outside it (ext4's handles are
+// 8 bytes).
 func TestNodeMemory(t *testing.T) {
 	fs, _ := newFS(t, nil)
 	const n = 200000
 	h := make([]byte, handleHeader+8)
+	nodes := make([]*node, n)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := range n {
 		binary.NativeEndian.PutUint64(h[handleHeader:], uint64(i))
-		fs.intern(ringfuse.InodeKey{Dev: 1, Ino: uint64(i) + 100}, h, 3, -1)
+		nd, _, errno := fs.intern(ringfuse.InodeKey{Dev: 1, Ino: uint64(i) + 100}, h, 3, -1)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		nodes[i] = nd
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	per := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("%.0f bytes per node (node %d bytes)", per, unsafe.Sizeof(node{}))
-	if per > 160 {
-		t.Errorf("%.0f bytes per node", per)
+	per := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("%.1f bytes of Go heap per node (node record %d bytes)", per, unsafe.Sizeof(node{}))
+	if per > 2 {
+		t.Errorf("%.1f bytes of Go heap per node, want none", per)
 	}
 	if fs.Stats().Nodes != n {
 		t.Errorf("Nodes = %d", fs.Stats().Nodes)
+	}
+	for _, nd := range nodes {
+		fs.Forget(nd)
+	}
+	if got := fs.Stats().Nodes; got != 0 {
+		t.Errorf("Nodes = %d after every Forget", got)
 	}
 }
 
@@ -1298,12 +1325,12 @@ func TestPinnedNodes(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	defer fs.Close()
-	if fs.root.handle != "" {
+	if fs.root.hlen != 0 {
 		t.Fatalf("procfs gave a file handle; this test needs a filesystem without")
 	}
 	base := countFds(t)
 	e := lookup(t, fs, fs.Root(), "ostype")
-	if n := e.Node.(*node); n.pfd < 0 || n.handle != "" {
+	if n := e.Node.(*node); n.pfd < 0 || n.hlen != 0 {
 		t.Fatalf("node not pinned: %+v", n)
 	}
 	if got := countFds(t); got != base+1 {
@@ -1339,6 +1366,8 @@ func TestPinnedNodes(t *testing.T) {
 			fs.Forget(de.entry.Node)
 		}
 	}
+	fs.Forget(e.Node) // the two lookups
+	fs.Forget(e.Node)
 	if s := fs.Stats(); s.Nodes != 0 || s.OpenFiles != 0 {
 		t.Errorf("after Forget: %+v", s)
 	}

@@ -87,7 +87,7 @@ func nameToHandleAt(dirfd int, name string, flags int, hb *handleBuf) (int, uint
 
 // openByHandleAt wraps open_by_handle_at(2). h is a struct file_handle as
 // returned by nameToHandleAt. It needs CAP_DAC_READ_SEARCH.
-func openByHandleAt(mountFd int, h string, flags int) (int, syscall.Errno) {
+func openByHandleAt(mountFd int, h []byte, flags int) (int, syscall.Errno) {
 	if len(h) < handleHeader || len(h) > len(handleBuf{}) {
 		return -1, syscall.ESTALE
 	}
