@@ -66,13 +66,24 @@ const (
 	releaseMinDrop = 100_000
 	// releaseSettle is how often the release goroutine checks whether
 	// forgets still arrive; it releases once the live count has not
-	// fallen for that long, or has reached zero.
+	// changed for releaseQuiet, or after releaseMaxWait.
 	releaseSettle = 100 * time.Millisecond
-	// releaseMaxWait bounds the wait for the storm to end.
+	releaseQuiet  = 500 * time.Millisecond
+	// releaseMaxWait bounds each wait for the storm to end.
 	releaseMaxWait = 3 * time.Second
 	// releaseInterval is the least time between two releases: FreeOSMemory
 	// runs a full, blocking garbage collection.
 	releaseInterval = 2 * time.Second
+	// A storm that goes on after a release (drop_caches forgets in
+	// waves) leaves garbage and free pages the release did not see: the
+	// goroutine releases again, up to releaseRounds times in all, while
+	// at least releaseTail more nodes were dropped since the last round.
+	releaseRounds = 3
+	releaseTail   = 1000
+	// releaseLate: the pages that the requests after the last round free
+	// (the tail of the storm, whoever polls the daemon's statistics) are
+	// returned by one more FreeOSMemory that long after it.
+	releaseLate = 5 * time.Second
 )
 
 // nodeShard is one shard of the table: the records whose keys hash to it,
@@ -114,8 +125,9 @@ type nodeTable struct {
 	lastRelease atomic.Int64
 	// releases counts the releases, for tests.
 	releases atomic.Int64
-	// minDrop is releaseMinDrop; tests lower it.
+	// minDrop is releaseMinDrop and late releaseLate; tests lower them.
 	minDrop int64
+	late    time.Duration
 }
 
 // errTableFull: no slot or no index room for another kernel node.
@@ -131,6 +143,7 @@ func (t *nodeTable) init(root ringfuse.Node, fsTable ringfuse.NodeTable) {
 	t.root = root
 	t.fsTable = fsTable
 	t.minDrop = releaseMinDrop
+	t.late = releaseLate
 }
 
 // tableMemory is what a table maps, for unmapping once it is unreachable.
@@ -337,31 +350,49 @@ func (t *nodeTable) dropped(live int64) int64 {
 // release runs after a large drop in live nodes: once forgets stop
 // arriving, it trims the slabs and returns the freed memory to the
 // kernel. It runs on its own goroutine, so that no worker stalls for the
-// collection, and ends within about releaseMaxWait+releaseInterval.
+// collection, and ends within releaseRounds × (releaseMaxWait +
+// releaseInterval) + releaseLate.
 func (t *nodeTable) release() {
 	defer t.releasing.Store(false)
-	last := t.live.Load()
-	for wait := time.Duration(0); last > 0 && wait < releaseMaxWait; wait += releaseSettle {
-		time.Sleep(releaseSettle)
-		cur := t.live.Load()
-		if cur >= last {
-			break // the storm is over
+	for round := 0; round < releaseRounds; round++ {
+		start := t.quiet()
+		if round > 0 && t.live.Load() > start-releaseTail {
+			break // nothing much since the last round
 		}
-		last = cur
+		if since := time.Since(time.Unix(0, t.lastRelease.Load())); since < releaseInterval {
+			time.Sleep(releaseInterval - since)
+		}
+		t.compact()
+		debug.FreeOSMemory()
+		t.lastRelease.Store(time.Now().UnixNano())
 	}
-	if since := time.Since(time.Unix(0, t.lastRelease.Load())); since < releaseInterval {
-		time.Sleep(releaseInterval - since)
+	if t.late > 0 {
+		time.Sleep(t.late)
+		debug.FreeOSMemory()
 	}
-	t.compact()
-	debug.FreeOSMemory()
 	// Racy against lookups and forgets meanwhile; the counts only decide
 	// when the next release starts.
 	made, live := t.made.Load(), t.live.Load()
 	t.high.Store(live)
 	t.relMade.Store(made)
 	t.relLive.Store(live)
-	t.lastRelease.Store(time.Now().UnixNano())
 	t.releases.Add(1)
+}
+
+// quiet waits until the live count has not changed for releaseQuiet, or
+// for at most releaseMaxWait, and returns the count it started from.
+func (t *nodeTable) quiet() (from int64) {
+	from = t.live.Load()
+	last, still := from, time.Duration(0)
+	for wait := time.Duration(0); wait < releaseMaxWait && still < releaseQuiet; wait += releaseSettle {
+		time.Sleep(releaseSettle)
+		if cur := t.live.Load(); cur != last {
+			last, still = cur, 0
+		} else {
+			still += releaseSettle
+		}
+	}
+	return from
 }
 
 // lookups returns the lookup count of node id (0 if it is not live).

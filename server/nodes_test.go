@@ -505,6 +505,7 @@ func newTable(t *testing.T, fsTable ringfuse.NodeTable) *nodeTable {
 	tab := new(nodeTable)
 	tab.init(&tableNode{1}, fsTable)
 	tab.minDrop = 1 << 62
+	tab.late = 0
 	t.Cleanup(tab.memory().unmap)
 	return tab
 }
@@ -656,7 +657,7 @@ func TestReleaseAfterStorm(t *testing.T) {
 	for _, id := range ids[n/3+1:] {
 		tab.forget(id, 1)
 	}
-	deadline := time.Now().Add(2 * (releaseMaxWait + releaseInterval))
+	deadline := time.Now().Add(releaseRounds * (releaseMaxWait + releaseInterval))
 	for tab.releases.Load() == 0 || tab.releasing.Load() {
 		if time.Now().After(deadline) {
 			t.Fatalf("no release within %v of a drop from %d nodes to %d", 2*(releaseMaxWait+releaseInterval), n, tab.live.Load())
@@ -726,7 +727,7 @@ func TestReleaseAfterChurn(t *testing.T) {
 	for _, id := range fillTable(t, tab, wave) {
 		tab.forget(id, 1)
 	}
-	deadline := time.Now().Add(2 * (releaseMaxWait + releaseInterval))
+	deadline := time.Now().Add(releaseRounds * (releaseMaxWait + releaseInterval))
 	for tab.releases.Load() == 0 || tab.releasing.Load() {
 		if time.Now().After(deadline) {
 			t.Fatalf("no release within %v of %d nodes dropped in waves of %d", 2*(releaseMaxWait+releaseInterval), minDrop, wave)

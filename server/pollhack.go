@@ -20,7 +20,7 @@ import (
 const PollHackName = ".ringfuse-poll-hack"
 
 // pollHackID is the node ID of PollHackName; the node table never hands it
-// out (IDs count up from 2).
+// out (its IDs keep bit 63 clear, see makeID).
 const pollHackID = 1<<63 + 1
 
 func pollHackAttr(a *wire.Attr) {

@@ -44,9 +44,13 @@ const (
 	msgKinds
 )
 
-// fileID is the node ID the server gives hello's file at its first
-// lookup: IDs count up from the root's.
-const fileID = wire.FUSE_ROOT_ID + 1
+// noFileID is the file's node ID in forgets until a LOOKUP reply has
+// told the real one: the server makes node IDs of its own.
+const noFileID = wire.FUSE_ROOT_ID + 1
+
+// pollHackNodeID is the server's ID for the poll-hack node, which no
+// program looks up; a reply with it is not the file's.
+const pollHackNodeID = 1<<63 + 1
 
 // fuzzDev is a Device whose reads and write results come from a fuzz
 // program. It checks every reply the way fuse_dev_do_write does and keeps
@@ -58,6 +62,7 @@ type fuzzDev struct {
 
 	unique   uint64
 	waiting  map[uint64]wire.Opcode // requests read that await a reply
+	fileID   uint64                 // the file's node ID, from the last LOOKUP reply
 	lookups  uint64                 // of fileID, as the kernel counts them
 	finished bool
 }
@@ -87,10 +92,10 @@ func (d *fuzzDev) next() []byte {
 		h.Opcode = wire.FUSE_LOOKUP
 		return wire.AppendRequest(nil, h, wire.CString("missing"))
 	case msgGetattr:
-		h.Opcode, h.NodeID = wire.FUSE_GETATTR, uint64(d.u8()%3)+wire.FUSE_ROOT_ID
+		h.Opcode, h.NodeID = wire.FUSE_GETATTR, []uint64{wire.FUSE_ROOT_ID, d.fileID, 3}[d.u8()%3]
 		return wire.AppendRequest(nil, h, make([]byte, wire.SizeofGetattrIn))
 	case msgForget:
-		h.Opcode, h.NodeID = wire.FUSE_FORGET, fileID
+		h.Opcode, h.NodeID = wire.FUSE_FORGET, d.fileID
 		n := uint64(d.u8() % 3)
 		in := wire.ForgetIn{Nlookup: n}
 		return wire.AppendRequest(nil, h, wire.AsBytes(&in))
@@ -98,7 +103,7 @@ func (d *fuzzDev) next() []byte {
 		h.Opcode, h.NodeID = wire.FUSE_BATCH_FORGET, 0
 		n := uint64(d.u8() % 3)
 		in := wire.BatchForgetIn{Count: 1}
-		one := wire.ForgetOne{NodeID: fileID, Nlookup: n}
+		one := wire.ForgetOne{NodeID: d.fileID, Nlookup: n}
 		return wire.AppendRequest(nil, h, wire.AsBytes(&in), wire.AsBytes(&one))
 	case msgInterrupt:
 		h.Opcode, h.NodeID, h.Unique = wire.FUSE_INTERRUPT, 0, (d.unique-2)|1
@@ -156,7 +161,7 @@ func (d *fuzzDev) Read(p []byte) (int, error) {
 }
 
 func (d *fuzzDev) forget(id, n uint64) {
-	if id == fileID {
+	if id == d.fileID {
 		d.lookups -= min(d.lookups, n)
 	}
 }
@@ -194,7 +199,11 @@ func (d *fuzzDev) Writev(bufs [][]byte) (int, error) {
 		if eo == nil || eo.NodeID <= wire.FUSE_ROOT_ID {
 			t.Fatalf("LOOKUP answered %d bytes: %+v", len(msg)-wire.SizeofOutHeader, eo)
 		}
-		if eo.NodeID == fileID {
+		if eo.NodeID != pollHackNodeID {
+			if eo.NodeID != d.fileID && d.lookups != 0 {
+				t.Fatalf("LOOKUP gave the file node %d while the kernel holds %d lookups of node %d", eo.NodeID, d.lookups, d.fileID)
+			}
+			d.fileID = eo.NodeID
 			d.lookups++
 		}
 	}
@@ -214,7 +223,7 @@ func FuzzServe(f *testing.F) {
 	f.Add([]byte{readShort, msgInit, 10, readWhole, msgInit, writeOK, readShort, msgLookup, 41, writeOK, readShort, msgLookup, 39, readEINTR, readEAGAIN, readENOENT, readWhole, msgInterrupt, readWhole, msgRaw, 3, 1, 2, 3, writeOK})
 	f.Add([]byte{readWhole, msgGetattr, 0, writeOK, readWhole, msgLookup, writeOK, readWhole, msgInit, writeOK, readWhole, msgLookupMissing, writeOK, readWhole, msgForget, 2})
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		d := &fuzzDev{t: t, p: prog, waiting: map[uint64]wire.Opcode{}}
+		d := &fuzzDev{t: t, p: prog, waiting: map[uint64]wire.Opcode{}, fileID: noFileID}
 		fsys := &hello.FS{Name: "greeting", Data: []byte("hello\n")}
 		srv := server.New(fsys, &server.Options{MaxWrite: 8192, ErrorLog: log.New(io.Discard, "", 0)})
 		done := make(chan error, 1)
@@ -228,7 +237,7 @@ func FuzzServe(f *testing.F) {
 		if len(d.waiting) != 0 {
 			t.Fatalf("requests left unanswered: %v", d.waiting)
 		}
-		if got := srv.Lookups(fileID); got != d.lookups {
+		if got := srv.Lookups(d.fileID); got != d.lookups {
 			t.Fatalf("server holds %d lookups of the file, the kernel %d", got, d.lookups)
 		}
 	})

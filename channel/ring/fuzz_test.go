@@ -8,9 +8,14 @@ import (
 	"ringfuse/wire"
 )
 
-// fuzzFileID is the node ID the server gives hello's file at its first
-// lookup.
+// fuzzFileID stands for the file's node ID in a program: the server makes
+// node IDs of its own, so the fuzzer cannot know them; requests and
+// forgets for fuzzFileID go to the ID the last LOOKUP of the file gave.
 const fuzzFileID = wire.FUSE_ROOT_ID + 1
+
+// pollHackNodeID is the server's ID for the poll-hack node, which a
+// fuzzed LOOKUP may reach; it is not the file's.
+const pollHackNodeID = 1<<63 + 1
 
 // Opcodes FuzzRingEntry picks from; any other value of the opcode byte
 // is used as is.
@@ -58,6 +63,7 @@ func FuzzRingEntry(f *testing.F) {
 		fr := env.ring(0)
 		fr.waitAvail(t, 2)
 		var lookups uint64
+		fileID := uint64(fuzzFileID) // until a LOOKUP tells
 		p := prog
 		u8 := func() byte {
 			if len(p) == 0 {
@@ -79,10 +85,17 @@ func FuzzRingEntry(f *testing.F) {
 			if int(sel) < len(fuzzRingOps) {
 				op = fuzzRingOps[sel]
 			}
-			node := []uint64{wire.FUSE_ROOT_ID, fuzzFileID, 0, 1 << 63}[u8()%4]
+			node := []uint64{wire.FUSE_ROOT_ID, fileID, 0, 1 << 63}[u8()%4]
 			mode := u8() // bit 0: in.len wrong by one; bit 1: payload_sz beyond the buffer; bit 2: unique 0
 			opIn := take(int(u8() % (wire.FUSE_URING_OP_IN_OUT_SZ + 1)))
-			payload := take(int(u8()))
+			payload := append([]byte(nil), take(int(u8()))...)
+			if op == wire.FUSE_BATCH_FORGET {
+				for i := 0; i+8 <= len(payload); i += int(unsafe.Sizeof(wire.ForgetOne{})) {
+					if binary.LittleEndian.Uint64(payload[i:]) == fuzzFileID {
+						binary.LittleEndian.PutUint64(payload[i:], fileID)
+					}
+				}
+			}
 			u := env.nextUnique()
 			h := wire.InHeader{Opcode: op, Unique: u, NodeID: node, Len: uint32(wire.SizeofInHeader + len(opIn) + len(payload))}
 			psz := uint32(len(payload))
@@ -124,22 +137,26 @@ func FuzzRingEntry(f *testing.F) {
 			}
 			switch op {
 			case wire.FUSE_LOOKUP:
-				if rec.out.Error == 0 && h.Unique != 0 && binary.LittleEndian.Uint64(e.Payload) == fuzzFileID {
+				if id := binary.LittleEndian.Uint64(e.Payload); rec.out.Error == 0 && h.Unique != 0 && id != pollHackNodeID {
+					if id != fileID && lookups != 0 {
+						t.Fatalf("LOOKUP gave the file node %d while the kernel holds %d lookups of node %d", id, lookups, fileID)
+					}
+					fileID = id
 					lookups++
 				}
 			case wire.FUSE_FORGET:
-				if node == fuzzFileID {
+				if node == fileID {
 					lookups -= min(lookups, wire.ArgAs[wire.ForgetIn](&r).Nlookup)
 				}
 			case wire.FUSE_BATCH_FORGET:
 				for _, one := range r.ForgetOnes() {
-					if one.NodeID == fuzzFileID {
+					if one.NodeID == fileID {
 						lookups -= min(lookups, one.Nlookup)
 					}
 				}
 			}
 		}
-		if got := env.s.Lookups(fuzzFileID); got != lookups {
+		if got := env.s.Lookups(fileID); got != lookups {
 			t.Fatalf("server holds %d lookups of the file, the kernel %d", got, lookups)
 		}
 	})
