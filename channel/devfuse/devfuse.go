@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"ringfuse/server"
 	"ringfuse/wire"
 )
@@ -125,6 +127,33 @@ func (r *reader) loop() error {
 		if err := r.serve(r.in[:n]); err != nil {
 			return err
 		}
+		if n > forgetKeep && wire.View[wire.InHeader](r.in).Opcode == wire.FUSE_BATCH_FORGET {
+			discardPages(r.in[forgetKeep:n])
+		}
+	}
+}
+
+// forgetKeep: after a BATCH_FORGET longer than this, a reader gives the
+// pages of its buffer beyond it back to the kernel. In a forget storm the
+// kernel sends messages of up to 8192 forgets, 128 KiB, to every reader;
+// the touched pages would otherwise stay resident for the daemon's life,
+// half a megabyte of the memory a storm must not leave behind (issue 5).
+// Other requests that large are WRITEs, whose pages are their working
+// set.
+const forgetKeep = 16 << 10
+
+// discardPages gives the whole pages inside b back to the kernel; they
+// read as zeros when next touched. b is part of a live buffer of bytes,
+// which the garbage collector neither scans nor moves.
+func discardPages(b []byte) {
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (dataAlign - 1))
+	if off >= len(b) {
+		return
+	}
+	b = b[off:]
+	if n := len(b) &^ (dataAlign - 1); n > 0 {
+		// Only an argument error can fail it; then the pages stay.
+		_ = unix.Madvise(b[:n], unix.MADV_DONTNEED)
 	}
 }
 

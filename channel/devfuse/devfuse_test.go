@@ -1,8 +1,17 @@
 package devfuse
 
 import (
+	"io"
+	"log"
+	"syscall"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"ringfuse/fs/hello"
+	"ringfuse/server"
+	"ringfuse/wire"
 )
 
 func TestAlignedAfter(t *testing.T) {
@@ -16,5 +25,84 @@ func TestAlignedAfter(t *testing.T) {
 				t.Errorf("hdr %d: data at %d mod %d", hdr, a, dataAlign)
 			}
 		}
+	}
+}
+
+// scriptDev returns its messages in turn, then ENODEV, and accepts every
+// reply.
+type scriptDev struct{ msgs [][]byte }
+
+func (d *scriptDev) Read(p []byte) (int, error) {
+	if len(d.msgs) == 0 {
+		return 0, syscall.ENODEV
+	}
+	n := copy(p, d.msgs[0])
+	d.msgs = d.msgs[1:]
+	return n, nil
+}
+
+func (d *scriptDev) Writev(bufs [][]byte) (int, error) {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n, nil
+}
+
+// residentPages counts the pages of b the kernel holds.
+func residentPages(t *testing.T, b []byte) int {
+	t.Helper()
+	off := int(-uintptr(unsafe.Pointer(&b[0])) & (dataAlign - 1))
+	b = b[off:]
+	b = b[:len(b)&^(dataAlign-1)]
+	vec := make([]byte, len(b)/dataAlign)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatalf("mincore: %v", e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
+}
+
+// TestForgetStormPages: a reader gives back the pages a large BATCH_FORGET
+// touched in its buffer, and keeps those a large WRITE touched.
+func TestForgetStormPages(t *testing.T) {
+	const forgets = 8000 // 128 KB, as the kernel sends in a storm
+	h := wire.InHeader{Opcode: wire.FUSE_BATCH_FORGET, Unique: 2}
+	ones := make([]byte, forgets*int(unsafe.Sizeof(wire.ForgetOne{})))
+	for i := range ones {
+		ones[i] = 0xff // unknown node IDs: the server counts and drops them
+	}
+	in := wire.BatchForgetIn{Count: forgets}
+	batch := wire.AppendRequest(nil, h, wire.AsBytes(&in), ones)
+	write := wire.AppendRequest(nil, wire.InHeader{Opcode: wire.FUSE_WRITE, Unique: 4, NodeID: 1},
+		wire.AsBytes(&wire.WriteIn{Size: 200 << 10}), make([]byte, 200<<10))
+	for i := range write[wire.SizeofInHeader:] {
+		write[wire.SizeofInHeader+i] = 1 // touched, as the kernel's copy would
+	}
+
+	srv := server.New(&hello.FS{Name: "f", Data: []byte("x")}, &server.Options{ErrorLog: log.New(io.Discard, "", 0)})
+	initIn := wire.InitIn{Major: 7, Minor: 45, MaxReadahead: 1 << 17}
+	init := wire.AppendRequest(nil, wire.InHeader{Opcode: wire.FUSE_INIT, Unique: 1}, wire.AsBytes(&initIn))
+	r := newReader(srv, &scriptDev{msgs: [][]byte{init, batch}})
+	if err := r.loop(); err != nil {
+		t.Fatal(err)
+	}
+	beyond := r.in[forgetKeep:len(batch)]
+	if got := residentPages(t, beyond); got > 1 {
+		t.Errorf("%d pages of the buffer beyond %d bytes resident after a %d-byte BATCH_FORGET", got, forgetKeep, len(batch))
+	}
+	if srv.Stats().ForgetUnknown != forgets {
+		t.Errorf("the server saw %d of %d forgets", srv.Stats().ForgetUnknown, forgets)
+	}
+
+	r.dev = &scriptDev{msgs: [][]byte{write}}
+	if err := r.loop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := residentPages(t, r.in[forgetKeep:len(write)]), (len(write)-forgetKeep)/dataAlign-1; got < want {
+		t.Errorf("%d pages resident after a WRITE touched %d", got, want)
 	}
 }
