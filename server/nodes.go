@@ -125,6 +125,11 @@ type nodeTable struct {
 	lastRelease atomic.Int64
 	// releases counts the releases, for tests.
 	releases atomic.Int64
+	// ended is closed when the connection ends, so that a release
+	// goroutine does not outlive the mount.
+	ended   chan struct{}
+	endOnce sync.Once
+
 	// minDrop is releaseMinDrop and late releaseLate; tests lower them.
 	minDrop int64
 	late    time.Duration
@@ -144,6 +149,22 @@ func (t *nodeTable) init(root ringfuse.Node, fsTable ringfuse.NodeTable) {
 	t.fsTable = fsTable
 	t.minDrop = releaseMinDrop
 	t.late = releaseLate
+	t.ended = make(chan struct{})
+}
+
+// end stops a release goroutine's waits: the connection is gone.
+func (t *nodeTable) end() { t.endOnce.Do(func() { close(t.ended) }) }
+
+// sleep waits for d and reports false if the connection ended first.
+func (t *nodeTable) sleep(d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-t.ended:
+		return false
+	}
 }
 
 // tableMemory is what a table maps, for unmapping once it is unreachable.
@@ -356,18 +377,24 @@ func (t *nodeTable) release() {
 	defer t.releasing.Store(false)
 	for round := 0; round < releaseRounds; round++ {
 		start := t.quiet()
+		select {
+		case <-t.ended:
+			return // unmounted: nothing left to serve
+		default:
+		}
 		if round > 0 && t.live.Load() > start-releaseTail {
 			break // nothing much since the last round
 		}
 		if since := time.Since(time.Unix(0, t.lastRelease.Load())); since < releaseInterval {
-			time.Sleep(releaseInterval - since)
+			if !t.sleep(releaseInterval - since) {
+				return
+			}
 		}
 		t.compact()
 		debug.FreeOSMemory()
 		t.lastRelease.Store(time.Now().UnixNano())
 	}
-	if t.late > 0 {
-		time.Sleep(t.late)
+	if t.late > 0 && t.sleep(t.late) {
 		debug.FreeOSMemory()
 	}
 	// Racy against lookups and forgets meanwhile; the counts only decide
@@ -385,7 +412,9 @@ func (t *nodeTable) quiet() (from int64) {
 	from = t.live.Load()
 	last, still := from, time.Duration(0)
 	for wait := time.Duration(0); wait < releaseMaxWait && still < releaseQuiet; wait += releaseSettle {
-		time.Sleep(releaseSettle)
+		if !t.sleep(releaseSettle) {
+			break
+		}
 		if cur := t.live.Load(); cur != last {
 			last, still = cur, 0
 		} else {

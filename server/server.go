@@ -217,6 +217,7 @@ func (s *Server) Disconnect() {
 	if s.disconnected.Swap(true) {
 		return
 	}
+	s.nodes.end()
 	s.workersMu.Lock()
 	ws := s.workers
 	s.workersMu.Unlock()
