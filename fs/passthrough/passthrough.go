@@ -393,8 +393,8 @@ func fillEntry(out *ringfuse.Entry, n *node, st *unix.Stat_t) {
 // lookupAt fills out with the entry for name in dirfd.
 func (fs *FS) lookupAt(dirfd int, name string, out *ringfuse.Entry) (*node, bool, syscall.Errno) {
 	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, false, errnoOf(err)
+	if e := fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); e != 0 {
+		return nil, false, e
 	}
 	n, created, e := fs.nodeAt(dirfd, name, &st)
 	if e != 0 {

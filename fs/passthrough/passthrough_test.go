@@ -1425,3 +1425,25 @@ func TestSubmount(t *testing.T) {
 	}
 	fs.Release(bg, f.Node, out.Fh, 0)
 }
+
+// TestHotPathAllocs: LOOKUP of a known node and GETATTR allocate nothing,
+// so that a storm of them leaves the Go heap alone (docs/memory.md).
+func TestHotPathAllocs(t *testing.T) {
+	fs, src := newFS(t, nil)
+	writeFile(t, filepath.Join(src, "f"), "x")
+	f := lookup(t, fs, fs.Root(), "f")
+	defer fs.Forget(f.Node)
+	var e ringfuse.Entry
+	if a := testing.AllocsPerRun(1000, func() {
+		if errno := fs.Lookup(bg, fs.Root(), "f", &e); errno != 0 {
+			t.Fatal(errno)
+		}
+		fs.Forget(e.Node)
+	}); a != 0 {
+		t.Errorf("Lookup allocates %.1f times", a)
+	}
+	var ao ringfuse.AttrOut
+	if a := testing.AllocsPerRun(1000, func() { fs.GetAttr(bg, f.Node, 0, false, &ao) }); a != 0 {
+		t.Errorf("GetAttr allocates %.1f times", a)
+	}
+}

@@ -108,7 +108,23 @@ func openByHandleAt(mountFd int, h []byte, flags int) (int, syscall.Errno) {
 // fstatFd is fstatat(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW): it works
 // on O_PATH descriptors, symlinks included.
 func fstatFd(fd int, st *unix.Stat_t) syscall.Errno {
-	return errnoOf(unix.Fstatat(fd, "", st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW))
+	return fstatat(fd, "", st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// fstatat wraps fstatat(2) with the name on the stack: unix.Fstatat
+// allocates its C string, and every LOOKUP and GETATTR calls this.
+func fstatat(dirfd int, name string, st *unix.Stat_t, flags int) syscall.Errno {
+	var cn cname
+	p, e := cn.ptr(name)
+	if e != 0 {
+		return e
+	}
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
+		if e != syscall.EINTR {
+			return e
+		}
+	}
 }
 
 // procPath names a descriptor of this process through /proc. It is used
