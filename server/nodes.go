@@ -167,39 +167,18 @@ func (t *nodeTable) sleep(d time.Duration) bool {
 	}
 }
 
-// tableMemory is what a table maps, for unmapping once it is unreachable.
-type tableMemory struct {
-	slabs   []*offheap.Slab[record]
-	indexes []*offheap.Index
-}
-
-func (t *nodeTable) memory() tableMemory {
-	var m tableMemory
+// memory lists what the table maps, for unmapping once it is unreachable.
+func (t *nodeTable) memory() offheap.Owned {
+	var m offheap.Owned
 	for i := range t.shards {
-		m.slabs = append(m.slabs, t.shards[i].recs)
-		m.indexes = append(m.indexes, t.shards[i].index)
+		m = append(m, t.shards[i].recs, t.shards[i].index)
 	}
 	return m
 }
 
-func (m tableMemory) unmap() {
-	for _, s := range m.slabs {
-		s.Close()
-	}
-	for _, x := range m.indexes {
-		x.Close()
-	}
-}
-
 // hashKey mixes an inode key into 64 bits: the top bits pick the shard,
 // the low 32 file it in the shard's index.
-func hashKey(k ringfuse.InodeKey) uint64 {
-	h := k.Ino*0x9E3779B97F4A7C15 ^ k.Dev*0xC2B2AE3D27D4EB4F
-	h ^= h >> 31
-	h *= 0xBF58476D1CE4E5B9
-	h ^= h >> 29
-	return h
-}
+func hashKey(k ringfuse.InodeKey) uint64 { return offheap.Mix(k.Ino, k.Dev) }
 
 func makeID(gen, slot uint32, shard int) uint64 {
 	return uint64(gen)<<32 | uint64(slot)<<shardBits | uint64(shard)

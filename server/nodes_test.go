@@ -506,7 +506,7 @@ func newTable(t *testing.T, fsTable ringfuse.NodeTable) *nodeTable {
 	tab.init(&tableNode{1}, fsTable)
 	tab.minDrop = 1 << 62
 	tab.late = 0
-	t.Cleanup(tab.memory().unmap)
+	t.Cleanup(tab.memory().Close)
 	return tab
 }
 

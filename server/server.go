@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"ringfuse"
+	"ringfuse/internal/offheap"
 	"ringfuse/wire"
 )
 
@@ -137,7 +138,7 @@ func New(fsys ringfuse.FileSystem, opts *Options) *Server {
 	s.nodes.init(fsys.Root(), s.ops.table)
 	// The node table's memory is not the collector's: unmap it once
 	// nothing can reach the server.
-	runtime.AddCleanup(s, tableMemory.unmap, s.nodes.memory())
+	runtime.AddCleanup(s, offheap.Owned.Close, s.nodes.memory())
 	return s
 }
 

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"ringfuse/fs/hello"
+	"ringfuse/internal/offheap"
 	"ringfuse/server"
 	"ringfuse/wire"
 )
@@ -52,16 +51,9 @@ func (d *scriptDev) Writev(bufs [][]byte) (int, error) {
 // residentPages counts the pages of b the kernel holds.
 func residentPages(t *testing.T, b []byte) int {
 	t.Helper()
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & (dataAlign - 1))
-	b = b[off:]
-	b = b[:len(b)&^(dataAlign-1)]
-	vec := make([]byte, len(b)/dataAlign)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatalf("mincore: %v", e)
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
+	n, err := offheap.Resident(b)
+	if err != nil {
+		t.Fatalf("mincore: %v", err)
 	}
 	return n
 }

@@ -133,42 +133,19 @@ func (sh *shard) init(capacity int) {
 	sh.head, sh.tail = -1, -1
 }
 
-// shardMemory is what the shards map outside the Go heap. It refers to
-// the slabs and indexes, not to the shards, which are inside the FS that a
-// cleanup must not keep reachable.
-type shardMemory struct {
-	slabs   []*offheap.Slab[node]
-	indexes []*offheap.Index
-}
-
-func (fs *FS) shardMemory() shardMemory {
-	var m shardMemory
+// shardMemory lists what the shards map outside the Go heap, for
+// unmapping once the FS is unreachable.
+func (fs *FS) shardMemory() offheap.Owned {
+	var m offheap.Owned
 	for i := range fs.shards {
-		m.slabs = append(m.slabs, fs.shards[i].nodes)
-		m.indexes = append(m.indexes, fs.shards[i].index)
+		m = append(m, fs.shards[i].nodes, fs.shards[i].index)
 	}
 	return m
 }
 
-// unmapShards unmaps the nodes of an FS that nothing can reach.
-func unmapShards(m shardMemory) {
-	for _, s := range m.slabs {
-		s.Close()
-	}
-	for _, x := range m.indexes {
-		x.Close()
-	}
-}
-
-// keyHash mixes an inode key: the top bits pick the shard, the low 32 file
-// the node in the shard's index.
-func keyHash(k ringfuse.InodeKey) uint64 {
-	h := k.Ino*0x9E3779B97F4A7C15 ^ k.Dev*0xC2B2AE3D27D4EB4F
-	h ^= h >> 31
-	h *= 0xBF58476D1CE4E5B9
-	h ^= h >> 29
-	return h
-}
+// keyHash mixes an inode key: the high half picks the shard, the low 32
+// bits file the node in the shard's index.
+func keyHash(k ringfuse.InodeKey) uint64 { return offheap.Mix(k.Ino, k.Dev) }
 
 // find returns the node filed in the table under key (a table key), or
 // nil.

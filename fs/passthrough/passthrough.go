@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/internal/offheap"
 )
 
 // Options configures a passthrough filesystem. The zero value is the
@@ -200,7 +201,7 @@ func New(source string, opts *Options) (*FS, error) {
 	fs.root = root
 	// The nodes live outside the Go heap: unmap them once nothing can
 	// reach the filesystem.
-	runtime.AddCleanup(fs, unmapShards, fs.shardMemory())
+	runtime.AddCleanup(fs, offheap.Owned.Close, fs.shardMemory())
 	fs.spare = -1
 	fs.reserveSpare()
 	return fs, nil

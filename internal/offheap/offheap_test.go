@@ -4,9 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 type rec struct {
@@ -19,18 +16,9 @@ type rec struct {
 // resident counts the pages of the slab's reservation the kernel holds.
 func resident(t *testing.T, s *Slab[rec]) int {
 	t.Helper()
-	if s.r.mem == nil {
-		return 0
-	}
-	vec := make([]byte, (len(s.r.mem)+pageSize-1)/pageSize)
-	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(s.r.mem))),
-		uintptr(len(s.r.mem)), uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
-	if e != 0 {
-		t.Fatalf("mincore: %v", e)
-	}
-	n := 0
-	for _, b := range vec {
-		n += int(b & 1)
+	n, err := Resident(s.r.mem)
+	if err != nil {
+		t.Fatalf("mincore: %v", err)
 	}
 	return n
 }
