@@ -50,7 +50,11 @@ func (d *dirWriter) AddEntry(name string, e *ringfuse.Entry, off uint64) bool {
 		if e != nil {
 			ino, mode = e.Attr.Ino, e.Attr.Mode
 		}
-		return d.Add(name, ino, mode, off)
+		ok := d.Add(name, ino, mode, off)
+		if ok && e != nil && e.Node != nil && d.w.s.ops.table != nil {
+			d.w.s.ops.forget(e.Node) // added without a kernel node: give the reference back
+		}
+		return ok
 	}
 	if wire.DirentplusSize(len(name)) > len(d.buf)-d.n {
 		return false

@@ -188,3 +188,50 @@ func TestNodeTableConcurrent(t *testing.T) {
 		t.Fatalf("%d references held, %d nodes alive at the end; violations %v", refs, h.srv.NodesAlive(), bad)
 	}
 }
+
+// TestNodeTableDirEntries: a READDIRPLUS entry gives its reference to the
+// kernel node it makes or back at once, and an entry added without one
+// ("." and "..", or plain READDIR) gives it back; a full reply keeps it
+// with the filesystem.
+func TestNodeTableDirEntries(t *testing.T) {
+	fsys := newNumberedFS()
+	fsys.add("a", 10, "")
+	h := newHarness(t, fsys, nil)
+	entry := func() *ringfuse.Entry {
+		var e ringfuse.Entry
+		if errno := fsys.Lookup(context.Background(), fsys.Root(), "a", &e); errno != 0 {
+			t.Fatal(errno)
+		}
+		return &e
+	}
+	w := h.srv.NewWorker("dir")
+	d := &w.dw
+	d.reset(make([]byte, 4096), true)
+	if !d.AddEntry("a", entry(), 1) || !d.AddEntry("a", entry(), 2) || !d.AddEntry(".", entry(), 3) {
+		t.Fatal("entries did not fit")
+	}
+	if refs, bad := fsys.held(); refs != 1 || len(bad) != 0 {
+		t.Fatalf("%d references held after two entries of one node and a \".\", want 1; %v", refs, bad)
+	}
+	d.reset(make([]byte, 4096), false)
+	if !d.AddEntry("a", entry(), 1) {
+		t.Fatal("entry did not fit")
+	}
+	if refs, _ := fsys.held(); refs != 1 {
+		t.Fatalf("%d references held after a READDIR entry, want 1", refs)
+	}
+	d.reset(make([]byte, 8), true)
+	e := entry()
+	if d.AddEntry("a", e, 1) {
+		t.Fatal("an entry fit in 8 bytes")
+	}
+	if refs, _ := fsys.held(); refs != 2 {
+		t.Fatalf("%d references held after an entry that did not fit, want 2 (one is the caller's)", refs)
+	}
+	fsys.Forget(e.Node)
+	id := w.counted[0]
+	h.forget(id, 2)
+	if refs, bad := fsys.held(); refs != 0 || len(bad) != 0 {
+		t.Fatalf("%d references held at the end; %v", refs, bad)
+	}
+}
