@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -43,6 +42,9 @@ const (
 	// than a kernel can hold, in address space reserved only when used.
 	shardSlots = 1 << 22
 )
+
+// Every slot of a shard fits the ID's slot bits (compile-time check).
+const _ = uint(1<<slotBits - shardSlots)
 
 // Side chunks hold the Node values of a filesystem without a NodeTable, in
 // 64 KiB objects, so that even then a storm leaves few spans behind.
@@ -134,9 +136,6 @@ type nodeTable struct {
 	minDrop int64
 	late    time.Duration
 }
-
-// errTableFull: no slot or no index room for another kernel node.
-var errTableFull = errors.New("node table full")
 
 // init readies the table. The caller arranges for unmap to run once the
 // table is unreachable.
@@ -264,10 +263,6 @@ func (t *nodeTable) ref(e *ringfuse.Entry) (id uint64, dup bool, err error) {
 		}
 	}
 	slot, r, err := sh.recs.Alloc()
-	if err == nil && slot >= 1<<slotBits {
-		sh.recs.Free(slot)
-		err = errTableFull
-	}
 	if err == nil {
 		if err = sh.index.Insert(uint32(h), slot); err != nil {
 			sh.recs.Free(slot)

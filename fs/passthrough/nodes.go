@@ -297,7 +297,7 @@ func shardIndex(k ringfuse.InodeKey) uint64 { return keyHash(tableKey(k)) >> 32 
 // kernel reaches it through its node ID until it forgets it, and its
 // requests fail as the deleted inode's would (ESTALE from
 // open_by_handle_at, which the kernel answers with a fresh lookup).
-func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *node, created bool, errno syscall.Errno) {
+func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *node, errno syscall.Errno) {
 	sh := fs.shardOf(key)
 	closeA, closeB := -1, -1
 	sh.mu.Lock()
@@ -328,12 +328,11 @@ func (fs *FS) intern(key ringfuse.InodeKey, h []byte, mfd int32, pfd int) (n *no
 			break
 		}
 		fs.nodes.Add(1)
-		created = true
 	}
 	sh.mu.Unlock()
 	closeFd(closeA)
 	closeFd(closeB)
-	return n, created, errno
+	return n, errno
 }
 
 // add makes a node with one reference and files it in the table under

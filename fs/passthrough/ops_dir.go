@@ -145,7 +145,7 @@ func (fs *FS) addPlus(dirfd int, name string, ino uint64, typ uint32, off uint64
 		EntryTimeout: time.Duration(fs.entryTimeout.Load()),
 		AttrTimeout:  time.Duration(fs.attrTimeout.Load()),
 	}
-	n, _, errno := fs.lookupAt(dirfd, name, &e)
+	n, errno := fs.lookupAt(dirfd, name, &e)
 	switch {
 	case errno == syscall.ENOENT:
 		return true // removed since getdents: skip it

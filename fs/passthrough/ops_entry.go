@@ -206,7 +206,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 				return e
 			}
 		}
-		n, _, e := fs.nodeAt(fd, "", &st)
+		n, e := fs.nodeAt(fd, "", &st)
 		if e != 0 {
 			closeFd(fd)
 			return e

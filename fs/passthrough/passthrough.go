@@ -331,7 +331,7 @@ func (fs *FS) addMount(id uint64, dirfd int, name string) (int32, syscall.Errno)
 
 // nodeAt finds or makes the node for the object at name in dirfd (or for
 // dirfd itself when name is ""), whose attributes are st.
-func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, syscall.Errno) {
+func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, syscall.Errno) {
 	flags := fs.handleFlags
 	if name == "" {
 		flags |= unix.AT_EMPTY_PATH
@@ -344,7 +344,7 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, sysc
 		mfd = fs.mountFd(mid)
 		if mfd < 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			if mfd, e = fs.addMount(mid, dirfd, name); e != 0 {
-				return nil, false, e
+				return nil, e
 			}
 		}
 		if mfd < 0 {
@@ -370,16 +370,16 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, bool, sysc
 			return errnoOf(err)
 		})
 		if e != 0 {
-			return nil, false, e
+			return nil, e
 		}
 		if e := fstatFd(fd, st); e != 0 {
 			closeFd(fd)
-			return nil, false, e
+			return nil, e
 		}
 		key = ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
 		return fs.intern(key, nil, -1, fd)
 	default:
-		return nil, false, e
+		return nil, e
 	}
 }
 
@@ -392,17 +392,17 @@ func fillEntry(out *ringfuse.Entry, n *node, st *unix.Stat_t) {
 }
 
 // lookupAt fills out with the entry for name in dirfd.
-func (fs *FS) lookupAt(dirfd int, name string, out *ringfuse.Entry) (*node, bool, syscall.Errno) {
+func (fs *FS) lookupAt(dirfd int, name string, out *ringfuse.Entry) (*node, syscall.Errno) {
 	var st unix.Stat_t
 	if e := fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); e != 0 {
-		return nil, false, e
+		return nil, e
 	}
-	n, created, e := fs.nodeAt(dirfd, name, &st)
+	n, e := fs.nodeAt(dirfd, name, &st)
 	if e != 0 {
-		return nil, false, e
+		return nil, e
 	}
 	fillEntry(out, n, &st)
-	return n, created, 0
+	return n, 0
 }
 
 // Lookup finds name in parent. It never follows a symlink: a symlink is
@@ -418,7 +418,7 @@ func (fs *FS) Lookup(ctx context.Context, parent ringfuse.Node, name string, out
 		return e
 	}
 	return fs.usingNode(pn, func(fd int) syscall.Errno {
-		_, _, e := fs.lookupAt(fd, name, out)
+		_, e := fs.lookupAt(fd, name, out)
 		return e
 	})
 }
@@ -516,7 +516,7 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mod
 			return e
 		}
 	}
-	n, _, e := fs.nodeAt(fd, "", &st)
+	n, e := fs.nodeAt(fd, "", &st)
 	if e != 0 {
 		closeFd(fd)
 		return e

@@ -1258,7 +1258,7 @@ func TestNodeMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for i := range n {
 		binary.NativeEndian.PutUint64(h[handleHeader:], uint64(i))
-		nd, _, errno := fs.intern(ringfuse.InodeKey{Dev: 1, Ino: uint64(i) + 100}, h, 3, -1)
+		nd, errno := fs.intern(ringfuse.InodeKey{Dev: 1, Ino: uint64(i) + 100}, h, 3, -1)
 		if errno != 0 {
 			t.Fatal(errno)
 		}
