@@ -52,8 +52,12 @@ func TestModelPolicies(t *testing.T) {
 			if live := r.EndNodes - r.BaseNodes; live != 0 {
 				t.Errorf("%d storm nodes still live", live)
 			}
-			if r.Baseline.N == 0 || r.StormWhole.N == 0 {
-				t.Errorf("reads: baseline %d, storm %d", r.Baseline.N, r.StormWhole.N)
+			// A 3000-inode storm drains in a few milliseconds, which a
+			// loaded machine can spend without running a reader at all
+			// (CI saw StormWhole empty), so the reads that must exist are
+			// the ones after the trigger up to Tail past the drain.
+			if r.Baseline.N == 0 || r.Storm1s.N == 0 {
+				t.Errorf("reads: baseline %d, from the trigger on %d", r.Baseline.N, r.Storm1s.N)
 			}
 			if r.Batches.Total() != r.Messages() {
 				t.Errorf("histogram counts %d messages, transport %d", r.Batches.Total(), r.Messages())
