@@ -70,7 +70,7 @@ func (d *dirWriter) AddEntry(name string, e *ringfuse.Entry, off uint64) bool {
 		// would.
 		return false
 	}
-	w.counted = append(w.counted, id)
+	w.handout.counted = append(w.handout.counted, id)
 	fillEntryOut(&dp.Entry, id, e)
 	dp.Dirent = wire.Dirent{Ino: e.Attr.Ino, Off: off, Type: (e.Attr.Mode & 0o170000) >> 12}
 	return d.put(wire.PutDirentplus(d.buf[d.n:], &dp, name))

@@ -104,7 +104,7 @@ func (w *Worker) putEntry(out []byte) (int, syscall.Errno) {
 		return 0, syscall.ENOMEM
 	}
 	e.Node = nil // do not keep the filesystem's node alive from here
-	w.counted = append(w.counted, id)
+	w.handout.counted = append(w.handout.counted, id)
 	fillEntryOut(wire.View[wire.EntryOut](out), id, e)
 	return wire.SizeofEntryOut, 0
 }
@@ -350,7 +350,8 @@ func (w *Worker) putOpen(out []byte, id uint64, n ringfuse.Node, dir bool) int {
 			oo.OpenFlags &^= wire.FOPEN_KEEP_CACHE | wire.FOPEN_DIRECT_IO
 		}
 	}
-	w.opened, w.openedID, w.openedNode, w.openedDir = o.Fh, id, n, dir
+	h := &w.handout
+	h.opened, h.openedID, h.openedNode, h.openedDir = o.Fh, id, n, dir
 	return wire.SizeofOpenOut
 }
 

@@ -229,7 +229,7 @@ func TestNodeTableDirEntries(t *testing.T) {
 		t.Fatalf("%d references held after an entry that did not fit, want 2 (one is the caller's)", refs)
 	}
 	fsys.Forget(e.Node)
-	id := w.counted[0]
+	id := w.handout.counted[0]
 	h.forget(id, 2)
 	if refs, bad := fsys.held(); refs != 0 || len(bad) != 0 {
 		t.Fatalf("%d references held at the end; %v", refs, bad)

@@ -24,14 +24,34 @@ type Worker struct {
 	open  ringfuse.OpenOut
 	dw    dirWriter
 
-	// counted lists the node IDs whose lookups the last reply counted, so
-	// that they can be undone if the kernel refuses the reply.
+	// handout is what the last reply hands the kernel, kept so that it
+	// can be taken back if the kernel refuses the reply.
+	handout Handout
+}
+
+// Handout is what one reply hands the kernel: the lookups it counted and
+// the file handle it opened. A channel that learns whether the kernel took
+// a reply only later (the ring, at the commit's completion) moves it out of
+// the worker with [Worker.TakeHandout] and, if the kernel refused the
+// reply, gives it back with [Worker.Refused].
+type Handout struct {
+	// counted lists the node IDs whose lookups the reply counted.
 	counted []uint64
-	// opened is the handle the last OPEN or CREATE reply carried.
+	// opened is the handle an OPEN, OPENDIR or CREATE reply carried.
 	opened     uint64
 	openedID   uint64 // the node ID of that open
 	openedNode ringfuse.Node
 	openedDir  bool
+}
+
+// Empty reports whether the reply handed out nothing.
+func (h *Handout) Empty() bool { return len(h.counted) == 0 && h.openedNode == nil }
+
+// Clear forgets h's content: the kernel took the reply, and what it
+// carried is the kernel's now.
+func (h *Handout) Clear() {
+	h.counted = h.counted[:0]
+	h.openedNode = nil
 }
 
 // Reply describes the answer to one request. The payload is in the out
@@ -96,8 +116,7 @@ func (w *Worker) decodeFailed(err error) Reply {
 	h := &w.req.Header
 	// This reply hands out nothing: a ReplyFailed for it must not undo
 	// what the previous reply carried.
-	w.counted = w.counted[:0]
-	w.openedNode = nil
+	w.handout.Clear()
 	w.stats.decodeErrors.Add(1)
 	w.s.log.Printf("%s: undecodable request: %v", w.channel, err)
 	r := Reply{Unique: h.Unique, Opcode: h.Opcode, Error: -int32(syscall.EIO)}
@@ -115,8 +134,7 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 	h := &w.req.Header
 	op := h.Opcode
 	r = Reply{Unique: h.Unique, Opcode: op, None: op.NoReply()}
-	w.counted = w.counted[:0]
-	w.openedNode = nil
+	w.handout.Clear()
 	if h.Unique == 0 && !r.None {
 		// Unique 0 marks a notification in a reply: an answer would be
 		// misread, and anything it handed out (a lookup, a handle)
@@ -154,7 +172,7 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 		w.ctx.end()
 		if p := recover(); p != nil {
 			w.s.log.Printf("%s: panic serving %v (unique %d): %v\n%s", w.channel, op, h.Unique, p, debug.Stack())
-			w.undoCounted()
+			w.undoCounted(&w.handout)
 			r.Error, r.Len = -int32(syscall.EIO), 0
 		}
 	}()
@@ -188,29 +206,42 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 // ReplyFailed tells the worker that the kernel refused its last reply
 // (ENOENT: the request was interrupted or the connection went away), so
 // the lookups and open handles it carried never reached the kernel.
-func (w *Worker) ReplyFailed() {
+func (w *Worker) ReplyFailed() { w.Refused(&w.handout) }
+
+// TakeHandout moves what the last reply handed out into h, which must be
+// empty or hold a handout the kernel took, and leaves the worker with none.
+// The two swap their storage, so neither allocates once warm.
+func (w *Worker) TakeHandout(h *Handout) {
+	h.Clear()
+	*h, w.handout = w.handout, *h
+}
+
+// Refused gives back what h holds, a reply the kernel refused: the
+// lookups are dropped and the handle released, as if the kernel had
+// forgotten and closed them. h is empty afterwards.
+func (w *Worker) Refused(h *Handout) {
 	w.stats.replyFailed.Add(1)
-	w.undoCounted()
-	if w.openedNode != nil {
-		if w.openedDir {
+	w.undoCounted(h)
+	if n := h.openedNode; n != nil {
+		h.openedNode = nil
+		if h.openedDir {
 			if w.s.ops.releasdir != nil {
-				w.s.ops.releasdir.ReleaseDir(&w.ctx, w.openedNode, w.opened)
+				w.s.ops.releasdir.ReleaseDir(&w.ctx, n, h.opened)
 			}
 		} else {
-			w.s.releaseBacking(w.openedID, w.opened)
+			w.s.releaseBacking(h.openedID, h.opened)
 			if w.s.ops.release != nil {
-				w.s.ops.release.Release(&w.ctx, w.openedNode, w.opened, 0)
+				w.s.ops.release.Release(&w.ctx, n, h.opened, 0)
 			}
 		}
-		w.openedNode = nil
 	}
 }
 
-func (w *Worker) undoCounted() {
-	for _, id := range w.counted {
+func (w *Worker) undoCounted(h *Handout) {
+	for _, id := range h.counted {
 		w.s.forgetNode(id, 1)
 	}
-	w.counted = w.counted[:0]
+	h.counted = h.counted[:0]
 }
 
 // ApplyForgets drops the lookups listed in batch, as a BATCH_FORGET would.

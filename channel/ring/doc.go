@@ -62,6 +62,20 @@
 // If the kernel refuses a REGISTER, it falls back to /dev/fuse by itself; the
 // channel logs it once per queue and counts it in [Stats].
 //
+// # Replies the kernel refuses
+//
+// A reply can hand the kernel lookups (LOOKUP, CREATE, READDIRPLUS...) and
+// an open handle. Over /dev/fuse the write of a refused reply fails, and the
+// server takes back what it carried. On the ring a commit's fate shows only
+// in its completion, so each entry keeps what its reply handed out until
+// then: a new request in the entry means the kernel took the reply; a commit
+// refused with -ECONNABORTED (submitted after an abort), -ENOENT or the like
+// gives it back. -ENOTCONN is ambiguous: Linux 6.18 answers it both to a
+// commit that arrives after the connection ended and to the parked fetch of
+// a commit it took, when the connection ends later. The channel then keeps
+// what the reply carried and counts it in [Stats].Unsettled; no forget can
+// come for it any more.
+//
 // # The kernel seam
 //
 // A queue talks to the kernel only through a [QueueRing]: queue a REGISTER

@@ -125,6 +125,7 @@ func (q *queue) run(ready chan<- error) {
 	// before the ring closes and the buffers are unmapped.
 	close(q.async)
 	q.pool.Wait()
+	q.dropUncommitted()
 
 	q.mu.Lock()
 	q.closed = true
@@ -215,11 +216,21 @@ func (q *queue) commit(e *Entry, commitID uint64) {
 	e.state, e.commitID = entryCommit, commitID
 	if err := q.ring.Commit(e, commitID); err != nil {
 		q.s.Logf("ring: queue %d: commit entry %d: %v", q.qid, e.Index, err)
+		q.refuse(e)
 		q.stats.stranded.Add(1)
 		q.kill(e)
 		return
 	}
 	q.stats.commits.Add(1)
+}
+
+// refuse gives back what the reply in e handed out: the kernel never
+// took it.
+func (q *queue) refuse(e *Entry) {
+	if !e.handout.Empty() {
+		q.stats.refused.Add(1)
+		q.w.Refused(&e.handout)
+	}
 }
 
 // kill marks e dead: the queue no longer waits for it.
@@ -251,12 +262,27 @@ func (q *queue) complete(c Completion, flags uint64) {
 		return
 	}
 	if c.Res == 0 {
+		// A new request in the entry: the kernel took the last reply.
+		e.handout.Clear()
 		q.serve(e)
 		return
 	}
 	switch errno := syscall.Errno(-c.Res); errno {
-	case unix.ENOTCONN, unix.ECONNABORTED, unix.ECANCELED:
-		// Unmount, abort, or the thread is going away: normal teardown.
+	case unix.ENOTCONN, unix.ECANCELED:
+		// Unmount, or the thread is going away: normal teardown. For
+		// a commit this is also what a connection that ended before
+		// it answers, so whether the reply arrived is unknown.
+		if !e.handout.Empty() {
+			q.stats.unsettled.Add(1)
+			e.handout.Clear()
+		}
+		q.stats.dead.Add(1)
+		q.kill(e)
+	case unix.ECONNABORTED:
+		// Sent only to commands submitted after an abort (fetches
+		// the abort cancels end with -ENOTCONN): a commit's reply
+		// never arrived.
+		q.refuse(e)
 		q.stats.dead.Add(1)
 		q.kill(e)
 	case unix.EAGAIN, unix.EINTR:
@@ -283,6 +309,7 @@ func (q *queue) complete(c Completion, flags uint64) {
 		} else {
 			// -ENOENT: the kernel knows no request with this commit
 			// id on this queue; the entry stays with it, unusable.
+			q.refuse(e)
 			q.stats.stranded.Add(1)
 			q.s.Logf("ring: queue %d: COMMIT_AND_FETCH of entry %d (commit id %d): %v; entry stranded",
 				q.qid, e.Index, e.commitID, errno)
@@ -392,6 +419,20 @@ func (q *queue) startPool() {
 	}
 }
 
+// dropUncommitted gives back what the replies of entries served but
+// never committed (the queue stopped first) handed out. It runs once the
+// pool is gone.
+func (q *queue) dropUncommitted() {
+	if q.w == nil {
+		return
+	}
+	for i := range q.ents {
+		if e := &q.ents[i]; e.state == entryAsync {
+			q.refuse(e)
+		}
+	}
+}
+
 // commitDone queues the commits of the entries the pool has finished.
 func (q *queue) commitDone() {
 	q.doneMu.Lock()
@@ -410,6 +451,7 @@ func (q *queue) handle(w *server.Worker, e *Entry) {
 	commitID := h.RingEnt.CommitID
 	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
 	putReply(e, commitID, w.HandleRing(h.InOut[:], h.OpIn[:], e.Payload[:psz], e.Payload))
+	w.TakeHandout(&e.handout)
 }
 
 // startIO queues the READ or WRITE delivered into e as a read or write on

@@ -1,6 +1,9 @@
 package ring
 
-import "ringfuse/wire"
+import (
+	"ringfuse/server"
+	"ringfuse/wire"
+)
 
 // Entry is one ring entry: a header buffer and a payload buffer that the
 // channel maps (anonymous mmap, never Go heap) and keeps mapped until every
@@ -28,6 +31,9 @@ type Entry struct {
 
 	state    entryState
 	commitID uint64 // of the COMMIT_AND_FETCH in flight, for resubmission
+	// handout is what the reply being committed hands the kernel, given
+	// back if the kernel refuses the commit.
+	handout server.Handout
 }
 
 // entryState is where an entry is, as the queue sees it.

@@ -30,6 +30,17 @@ type Stats struct {
 	Enters uint64
 	// Retries counts commands repeated after -EAGAIN or -EINTR.
 	Retries uint64
+	// Refused counts replies carrying lookups or an open handle whose
+	// commit the kernel refused (-ECONNABORTED after an abort, -ENOENT
+	// and the like) or that were never committed: the server gave back
+	// what they carried.
+	Refused uint64
+	// Unsettled counts replies carrying lookups or an open handle whose
+	// commit ended with -ENOTCONN or -ECANCELED. The kernel answers both a
+	// commit it refused after the connection ended and the cancelled
+	// fetch of one it took that way, so the server cannot tell whether
+	// the reply arrived; it keeps what the reply carried.
+	Unsettled uint64
 	// Forgets and ForgetMsgs count the forgets, and the FORGET and
 	// BATCH_FORGET messages carrying them, that arrived on the ring and
 	// were committed there (a kernel with the 7.46 FORGET patch).
@@ -57,6 +68,7 @@ type Stats struct {
 type queueStats struct {
 	registered, registerFailures, dead, stranded atomic.Uint64
 	commits, cqes, enters, retries               atomic.Uint64
+	refused, unsettled                           atomic.Uint64
 	forgets, forgetMsgs, forgetErrors, pooled    atomic.Uint64
 	fileIO                                       atomic.Uint64
 	demotions                                    atomic.Uint64
@@ -83,6 +95,8 @@ func (c *Channel) Stats() Stats {
 		st.CQEs += s.cqes.Load()
 		st.Enters += s.enters.Load()
 		st.Retries += s.retries.Load()
+		st.Refused += s.refused.Load()
+		st.Unsettled += s.unsettled.Load()
 		st.Forgets += s.forgets.Load()
 		st.ForgetMsgs += s.forgetMsgs.Load()
 		st.ForgetErrors += s.forgetErrors.Load()
