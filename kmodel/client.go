@@ -279,19 +279,28 @@ func (c *Conn) end(r *request, errno int32, payload []byte) {
 // reply (and READDIRPLUS entry) the kernel accepts is one more lookup, and
 // an open handle pins its inode.
 func (c *Conn) account(r *request, out []byte) {
-	switch r.h.Opcode {
-	case wire.FUSE_LOOKUP, wire.FUSE_MKNOD, wire.FUSE_MKDIR, wire.FUSE_SYMLINK, wire.FUSE_LINK, wire.FUSE_CREATE:
-		eo := wire.View[wire.EntryOut](out)
-		if eo == nil || eo.NodeID == 0 {
-			return
-		}
-		c.lookedUp(eo.NodeID)
-		if r.h.Opcode == wire.FUSE_CREATE {
-			c.node(eo.NodeID).opens++
-		}
+	switch op := r.h.Opcode; op {
 	case wire.FUSE_OPEN, wire.FUSE_OPENDIR:
 		if r.h.NodeID != wire.FUSE_ROOT_ID {
 			c.node(r.h.NodeID).opens++
+		}
+	default:
+		eachLookup(op, out, func(id uint64) {
+			c.lookedUp(id)
+			if op == wire.FUSE_CREATE {
+				c.node(id).opens++
+			}
+		})
+	}
+}
+
+// eachLookup calls f with the node ID of every lookup a successful reply
+// of op with payload out counts (none for a negative entry, ".", "..").
+func eachLookup(op wire.Opcode, out []byte, f func(id uint64)) {
+	switch op {
+	case wire.FUSE_LOOKUP, wire.FUSE_MKNOD, wire.FUSE_MKDIR, wire.FUSE_SYMLINK, wire.FUSE_LINK, wire.FUSE_CREATE:
+		if eo := wire.View[wire.EntryOut](out); eo != nil && eo.NodeID != 0 {
+			f(eo.NodeID)
 		}
 	case wire.FUSE_READDIRPLUS:
 		for len(out) >= wire.SizeofDirentplus {
@@ -304,7 +313,7 @@ func (c *Conn) account(r *request, out []byte) {
 			name := out[wire.SizeofDirentplus : wire.SizeofDirentplus+nl]
 			dot := string(name) == "." || string(name) == ".."
 			if dp.Entry.NodeID != 0 && !dot {
-				c.lookedUp(dp.Entry.NodeID)
+				f(dp.Entry.NodeID)
 			}
 			out = out[size:]
 		}

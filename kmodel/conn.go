@@ -155,7 +155,11 @@ type Conn struct {
 type nodeAcct struct {
 	kernel uint64 // lookups the kernel holds (fi->nlookup)
 	server uint64 // lookups the server should hold: replies accepted minus forgets delivered
-	opens  int    // open handles: an open inode is never evicted
+	// unsettled counts lookups in ring replies the kernel refused with
+	// -ENOTCONN once the connection had ended: the server cannot tell
+	// them from replies it took, so it may hold them too.
+	unsettled uint64
+	opens     int // open handles: an open inode is never evicted
 }
 
 // Errors of New.
@@ -399,6 +403,21 @@ func (c *Conn) ServerLookups(id uint64) uint64 {
 	defer c.mu.Unlock()
 	if n := c.nodes[id]; n != nil {
 		return n.server
+	}
+	return 0
+}
+
+// UnsettledLookups returns the number of lookups of node id in ring
+// replies whose commit the kernel refused with -ENOTCONN after the
+// connection ended. The kernel answers a commit that way and also cancels
+// the fetch of a commit it took with -ENOTCONN, so a server cannot tell
+// whether these replies arrived: it holds between ServerLookups and
+// ServerLookups plus UnsettledLookups of the node.
+func (c *Conn) UnsettledLookups(id uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.nodes[id]; n != nil {
+		return n.unsettled
 	}
 	return 0
 }

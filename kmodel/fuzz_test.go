@@ -480,7 +480,7 @@ func checkEnded(t *testing.T, r *rig) {
 	if st.ForgetsOutstanding != 0 || st.ForgetsQueued != st.ForgetsDelivered+st.ForgetsDropped {
 		t.Fatalf("forgets after the end: %+v", st)
 	}
-	checkAccounting(t, r.m, r.srv)
+	checkEndedAccounting(t, r.m, r.srv)
 }
 
 // settle waits until every forget queued has drained and the server has

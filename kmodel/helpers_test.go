@@ -29,10 +29,11 @@ import (
 type memFS struct {
 	directIO bool // OPEN and CREATE answer FOPEN_DIRECT_IO
 
-	mu      sync.Mutex
-	root    *mnode
-	nextIno uint64
-	forgets atomic.Int64
+	mu       sync.Mutex
+	root     *mnode
+	nextIno  uint64
+	forgets  atomic.Int64
+	releases atomic.Int64 // RELEASE of files (and handles given back)
 }
 
 type mnode struct {
@@ -212,8 +213,10 @@ func (f *memFS) ReadDir(ctx context.Context, n ringfuse.Node, fh uint64, off uin
 func (f *memFS) Flush(ctx context.Context, n ringfuse.Node, fh uint64, lockOwner uint64) syscall.Errno {
 	return 0
 }
-func (f *memFS) Release(ctx context.Context, n ringfuse.Node, fh uint64, flags uint32) {}
-func (f *memFS) ReleaseDir(ctx context.Context, n ringfuse.Node, fh uint64)            {}
+func (f *memFS) Release(ctx context.Context, n ringfuse.Node, fh uint64, flags uint32) {
+	f.releases.Add(1)
+}
+func (f *memFS) ReleaseDir(ctx context.Context, n ringfuse.Node, fh uint64) {}
 
 // logWriter sends a server's log to the test log and remembers panics.
 type logWriter struct {
@@ -419,6 +422,27 @@ func checkAccounting(t *testing.T, m *kmodel.Conn, srv *server.Server) {
 		}
 		if got := srv.Lookups(id); got != want {
 			t.Errorf("node %d: server holds %d lookups, the kernel told it of %d", id, got, want)
+		}
+	}
+	if got := srv.NodesAlive(); got != live {
+		t.Errorf("server holds %d nodes, the model %d", got, live)
+	}
+}
+
+// checkEndedAccounting is checkAccounting for a connection that has
+// ended: the server also holds the lookups of ring replies whose commit
+// came too late, which it cannot tell from replies the kernel took (it
+// gives back those of commits refused in a way it can tell).
+func checkEndedAccounting(t *testing.T, m *kmodel.Conn, srv *server.Server) {
+	t.Helper()
+	var live int64
+	for _, id := range m.Nodes() {
+		want := m.ServerLookups(id) + m.UnsettledLookups(id)
+		if want > 0 {
+			live++
+		}
+		if got := srv.Lookups(id); got != want {
+			t.Errorf("node %d: server holds %d lookups, the kernel told it of %d and %d unsettled", id, got, m.ServerLookups(id), m.UnsettledLookups(id))
 		}
 	}
 	if got := srv.NodesAlive(); got != live {

@@ -52,6 +52,10 @@ type kqueue struct {
 	reqs    fifo[*request]
 	fpq     map[uint64]*request
 	stopped bool
+	// lost holds, by commit id, the requests the server was serving when
+	// the ring was torn down, so that the commits that come too late
+	// can be told apart in the accounting (see UnsettledLookups).
+	lost map[uint64]*request
 
 	// The model's forget policies.
 	forgets      fifo[wire.ForgetOne] // ForgetBatchOnRing > 0: the queue's forget list
@@ -287,6 +291,9 @@ func (c *Conn) uringCmdRes(r *modelRing, s sqe, tag int) int32 {
 	case c.aborted:
 		return -int32(syscall.ECONNABORTED)
 	case !c.connected:
+		if s.op == wire.FUSE_IO_URING_CMD_COMMIT_AND_FETCH {
+			c.lateCommit(s)
+		}
 		return -int32(syscall.ENOTCONN)
 	case !c.initialized:
 		return -int32(syscall.EAGAIN)
@@ -363,6 +370,36 @@ func (c *Conn) isRingReady(current int) bool {
 		}
 	}
 	return true
+}
+
+// lateCommit notes the lookups in the reply of a commit that arrives after
+// the connection ended for a request the server was serving then. The
+// kernel refuses it with -ENOTCONN, the errno it also gives the cancelled
+// fetch of a commit it took, so the server cannot tell that this reply
+// never arrived.
+func (c *Conn) lateCommit(s sqe) {
+	if c.ring == nil || int(s.qid) >= len(c.ring.queues) || s.e == nil || s.e.Header == nil {
+		return
+	}
+	q := c.ring.queues[s.qid]
+	if q == nil {
+		return
+	}
+	req := q.lost[s.commitID]
+	if req == nil {
+		return
+	}
+	delete(q.lost, s.commitID)
+	oh := *wire.View[wire.OutHeader](s.e.Header.InOut[:])
+	psz := int(s.e.Header.RingEnt.PayloadSz)
+	if oh.Error != 0 || oh.Unique != req.h.Unique || psz > len(s.e.Payload) || !outArgsFit(req, psz) {
+		return
+	}
+	eachLookup(req.h.Opcode, s.e.Payload[:psz], func(id uint64) {
+		if id != wire.FUSE_ROOT_ID {
+			c.node(id).unsettled++
+		}
+	})
 }
 
 // commitFetch is fuse_uring_commit_fetch.
@@ -635,6 +672,12 @@ func (c *Conn) ringTeardown() {
 					q.st.cqes++
 				}
 			case FRRS_USERSPACE, FRRS_COMMIT:
+				if req := ent.req; req != nil && req.forgets == nil {
+					if q.lost == nil {
+						q.lost = make(map[uint64]*request)
+					}
+					q.lost[req.h.Unique] = req
+				}
 				c.endRing(ent, -int32(syscall.ECONNABORTED), nil)
 			default:
 				continue

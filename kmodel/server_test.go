@@ -435,3 +435,84 @@ func TestFaultAbortDuringForgetStorm(t *testing.T) {
 		})
 	}
 }
+
+// endBeforeCommit ends the connection, the first time it is armed, just
+// before the queue submits the commit of the reply it has served, so that
+// the kernel refuses that commit.
+type endBeforeCommit struct {
+	ring.QueueRing
+	armed *atomic.Bool
+	end   func()
+}
+
+func (c *endBeforeCommit) Commit(e *ring.Entry, commitID uint64) error {
+	if c.armed.CompareAndSwap(true, false) {
+		c.end()
+	}
+	return c.QueueRing.Commit(e, commitID)
+}
+
+// (d) A reply whose commit the kernel refuses because the connection ended
+// first. After an abort the kernel says so (-ECONNABORTED) and the server
+// gives back the lookup and the open handle of a CREATE. After an unmount
+// it answers -ENOTCONN, as it does to the cancelled fetch of a commit it
+// took: the server keeps the lookup, which the model counts as unsettled.
+func TestFaultCommitAfterEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		abort bool
+	}{{"abort", true}, {"unmount", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var armed atomic.Bool
+			var m *kmodel.Conn
+			end := func() {
+				if tc.abort {
+					m.Abort()
+				} else {
+					m.Unmount()
+				}
+			}
+			fsys := newMemFS(0)
+			r := startRig(t, rigOptions{
+				fs:   fsys,
+				ring: &ring.Options{QueueDepth: 2},
+				wrap: func(q ring.QueueRing, cfg ring.RingConfig) ring.QueueRing {
+					return &endBeforeCommit{QueueRing: q, armed: &armed, end: end}
+				},
+			})
+			m = r.m
+			armed.Store(true)
+			_, err := r.m.Do(0, kmodel.Create(wire.FUSE_ROOT_ID, "new", syscall.O_RDWR, 0o644))
+			if err != syscall.ECONNABORTED {
+				t.Fatalf("CREATE across the end: %v, want ECONNABORTED", err)
+			}
+			if err := r.wait(); err != nil && !errors.Is(err, devfuse.ErrAborted) {
+				t.Fatalf("devfuse.Serve: %v", err)
+			}
+			select {
+			case <-r.ch.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the ring channel did not stop")
+			}
+			st := r.ch.Stats()
+			ids := r.m.Nodes()
+			var unsettled uint64
+			for _, id := range ids {
+				unsettled += r.m.UnsettledLookups(id)
+				if n := r.m.ServerLookups(id); n != 0 {
+					t.Errorf("node %d: the kernel took %d lookups of a refused reply", id, n)
+				}
+			}
+			if tc.abort {
+				if st.Refused != 1 || st.Unsettled != 0 || unsettled != 0 || r.srv.NodesAlive() != 0 || fsys.releases.Load() != 1 {
+					t.Errorf("abort: %d refused, %d unsettled (model %d), %d nodes alive, %d releases; want 1, 0, 0, 0, 1",
+						st.Refused, st.Unsettled, unsettled, r.srv.NodesAlive(), fsys.releases.Load())
+				}
+			} else if st.Refused != 0 || st.Unsettled != 1 || unsettled != 1 || r.srv.NodesAlive() != 1 || fsys.releases.Load() != 0 {
+				t.Errorf("unmount: %d refused, %d unsettled (model %d), %d nodes alive, %d releases; want 0, 1, 1, 1, 0",
+					st.Refused, st.Unsettled, unsettled, r.srv.NodesAlive(), fsys.releases.Load())
+			}
+			checkEndedAccounting(t, r.m, r.srv)
+		})
+	}
+}
