@@ -95,9 +95,12 @@ func TestEndToEnd(t *testing.T) {
 		if r.RingForgetMsgs != 0 {
 			t.Logf("%s: %d forget messages on the ring: this kernel has the 7.46 patch", rr.Policy, r.RingForgetMsgs)
 		}
-		if r.Baseline.N == 0 || r.StormWhole.N == 0 || len(r.Series) == 0 || len(r.LatSeries) == 0 {
-			t.Errorf("%s: missing measurements: baseline %d reads, storm %d reads, %d samples, %d windows",
-				rr.Policy, r.Baseline.N, r.StormWhole.N, len(r.Series), len(r.LatSeries))
+		// Reads from the trigger on, not inside the storm alone: a
+		// 5000-inode storm can drain in less time than a loaded
+		// machine takes to complete one read.
+		if r.Baseline.N == 0 || r.Storm1s.N == 0 || len(r.Series) == 0 || len(r.LatSeries) == 0 {
+			t.Errorf("%s: missing measurements: baseline %d reads, %d reads in the second after the trigger, %d samples, %d windows",
+				rr.Policy, r.Baseline.N, r.Storm1s.N, len(r.Series), len(r.LatSeries))
 		}
 	}
 	out := t.TempDir()
