@@ -383,15 +383,20 @@ func (c *Conn) node(id uint64) *nodeAcct {
 	return n
 }
 
-// Lookups returns the number of lookups of node id the kernel holds (the
-// inode's nlookup): entry replies accepted minus forgets queued.
-func (c *Conn) Lookups(id uint64) uint64 {
+// acct returns a copy of node id's record (zero for a node never seen).
+func (c *Conn) acct(id uint64) nodeAcct {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := c.nodes[id]; n != nil {
-		return n.kernel
+		return *n
 	}
-	return 0
+	return nodeAcct{}
+}
+
+// Lookups returns the number of lookups of node id the kernel holds (the
+// inode's nlookup): entry replies accepted minus forgets queued.
+func (c *Conn) Lookups(id uint64) uint64 {
+	return c.acct(id).kernel
 }
 
 // ServerLookups returns the number of lookups of node id the server should
@@ -399,12 +404,7 @@ func (c *Conn) Lookups(id uint64) uint64 {
 // server (read from /dev/fuse or copied into a ring entry). Forgets still
 // queued, or dropped at unmount or abort, never reached the server.
 func (c *Conn) ServerLookups(id uint64) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n := c.nodes[id]; n != nil {
-		return n.server
-	}
-	return 0
+	return c.acct(id).server
 }
 
 // UnsettledLookups returns the number of lookups of node id in ring
@@ -414,12 +414,7 @@ func (c *Conn) ServerLookups(id uint64) uint64 {
 // whether these replies arrived: it holds between ServerLookups and
 // ServerLookups plus UnsettledLookups of the node.
 func (c *Conn) UnsettledLookups(id uint64) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n := c.nodes[id]; n != nil {
-		return n.unsettled
-	}
-	return 0
+	return c.acct(id).unsettled
 }
 
 // Nodes returns every node ID the model has seen in an entry reply, sorted.
