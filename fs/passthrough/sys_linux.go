@@ -93,9 +93,13 @@ func openByHandleAt(mountFd int, h []byte, flags int) (int, syscall.Errno) {
 	}
 	var hb handleBuf
 	copy(hb[:], h)
-	for {
+	for tries := 1; ; tries++ {
 		r, _, e := unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, uintptr(mountFd), uintptr(unsafe.Pointer(&hb[0])), uintptr(flags))
-		if e == syscall.EINTR {
+		if e == syscall.EINTR || e == syscall.ENOMEM && tries < handleTries {
+			// ENOMEM is the one decoding failure the kernel does
+			// not turn into ESTALE: an allocation that failed while
+			// it reconnected the handle's directory, which a client
+			// opening an existing file would never see natively.
 			continue
 		}
 		if e != 0 {
@@ -104,6 +108,10 @@ func openByHandleAt(mountFd int, h []byte, flags int) (int, syscall.Errno) {
 		return int(r), 0
 	}
 }
+
+// handleTries bounds the attempts of an open_by_handle_at that fails with
+// ENOMEM.
+const handleTries = 3
 
 // fstatFd is fstatat(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW): it works
 // on O_PATH descriptors, symlinks included.
