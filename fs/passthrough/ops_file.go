@@ -474,10 +474,9 @@ func (fs *FS) SetXattr(ctx context.Context, n ringfuse.Node, name string, value 
 // GetXattr reads an extended attribute of n; see SetXattr.
 func (fs *FS) GetXattr(ctx context.Context, n ringfuse.Node, name string, buf []byte) (int, syscall.Errno) {
 	var size int
-	e := fs.withNode(n, func(fd int) syscall.Errno {
-		var err error
-		size, err = unix.Getxattr(procPath(fd), name, buf)
-		return errnoOf(err)
+	e := fs.withNode(n, func(fd int) (e syscall.Errno) {
+		size, e = getxattrFd(fd, name, buf)
+		return e
 	})
 	return size, e
 }
@@ -485,10 +484,9 @@ func (fs *FS) GetXattr(ctx context.Context, n ringfuse.Node, name string, buf []
 // ListXattr lists the extended attributes of n; see SetXattr.
 func (fs *FS) ListXattr(ctx context.Context, n ringfuse.Node, buf []byte) (int, syscall.Errno) {
 	var size int
-	e := fs.withNode(n, func(fd int) syscall.Errno {
-		var err error
-		size, err = unix.Listxattr(procPath(fd), buf)
-		return errnoOf(err)
+	e := fs.withNode(n, func(fd int) (e syscall.Errno) {
+		size, e = listxattrFd(fd, buf)
+		return e
 	})
 	return size, e
 }

@@ -35,7 +35,7 @@ func asCaller(uid, gid uint32) context.Context {
 
 var bg = context.Background()
 
-func newFS(t *testing.T, opts *Options) (*FS, string) {
+func newFS(t testing.TB, opts *Options) (*FS, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: open_by_handle_at needs CAP_DAC_READ_SEARCH")
@@ -49,7 +49,7 @@ func newFS(t *testing.T, opts *Options) (*FS, string) {
 	return fs, src
 }
 
-func lookup(t *testing.T, fs *FS, parent ringfuse.Node, name string) *ringfuse.Entry {
+func lookup(t testing.TB, fs *FS, parent ringfuse.Node, name string) *ringfuse.Entry {
 	t.Helper()
 	var e ringfuse.Entry
 	if errno := fs.Lookup(bg, parent, name, &e); errno != 0 {
@@ -58,7 +58,7 @@ func lookup(t *testing.T, fs *FS, parent ringfuse.Node, name string) *ringfuse.E
 	return &e
 }
 
-func writeFile(t *testing.T, path string, data string) {
+func writeFile(t testing.TB, path string, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
@@ -1445,5 +1445,42 @@ func TestHotPathAllocs(t *testing.T) {
 	var ao ringfuse.AttrOut
 	if a := testing.AllocsPerRun(1000, func() { fs.GetAttr(bg, f.Node, 0, false, &ao) }); a != 0 {
 		t.Errorf("GetAttr allocates %.1f times", a)
+	}
+	// The kernel asks for xattrs (security.capability, ACLs) on writes
+	// and listings; present and absent ones both must cost nothing.
+	if err := unix.Setxattr(filepath.Join(src, "f"), "user.k", []byte("value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	for _, name := range []string{"user.k", "security.capability"} {
+		if a := testing.AllocsPerRun(1000, func() { fs.GetXattr(bg, f.Node, name, buf) }); a != 0 {
+			t.Errorf("GetXattr(%s) allocates %.1f times", name, a)
+		}
+	}
+	if a := testing.AllocsPerRun(1000, func() { fs.ListXattr(bg, f.Node, buf) }); a != 0 {
+		t.Errorf("ListXattr allocates %.1f times", a)
+	}
+}
+
+// BenchmarkGetXattr is the GETXATTR the kernel sends for
+// security.capability, absent on most files, and a present user xattr.
+//
+//	go test -run XXX -bench GetXattr ./fs/passthrough
+func BenchmarkGetXattr(b *testing.B) {
+	fs, src := newFS(b, nil)
+	writeFile(b, filepath.Join(src, "f"), "x")
+	if err := unix.Setxattr(filepath.Join(src, "f"), "user.k", []byte("value"), 0); err != nil {
+		b.Fatal(err)
+	}
+	f := lookup(b, fs, fs.Root(), "f")
+	defer fs.Forget(f.Node)
+	buf := make([]byte, 64)
+	for _, name := range []string{"security.capability", "user.k"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fs.GetXattr(bg, f.Node, name, buf)
+			}
+		})
 	}
 }

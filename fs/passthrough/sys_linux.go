@@ -142,6 +142,67 @@ func procPath(fd int) string {
 	return "/proc/self/fd/" + strconv.Itoa(fd)
 }
 
+// procFd is procPath(fd) as a C string on the stack.
+type procFd [len("/proc/self/fd/") + 20 + 1]byte
+
+// ptr writes the path of fd into b and returns a pointer to it.
+func (b *procFd) ptr(fd int) *byte {
+	n := copy(b[:], "/proc/self/fd/")
+	n += len(strconv.AppendInt(b[n:n], int64(fd), 10))
+	b[n] = 0
+	return &b[0]
+}
+
+// xattrNameMax is XATTR_NAME_MAX (linux/limits.h); a longer name gets
+// ERANGE from the kernel.
+const xattrNameMax = 255
+
+// getxattrFd is getxattr(2) of the object fd refers to, through /proc (no
+// call takes an O_PATH descriptor), with both strings on the stack: the
+// kernel asks for security.capability and ACLs on many requests, and
+// unix.Getxattr allocates two C strings each time.
+func getxattrFd(fd int, name string, buf []byte) (int, syscall.Errno) {
+	if len(name) > xattrNameMax {
+		return 0, syscall.ERANGE
+	}
+	var path procFd
+	var cn cname
+	np, _ := cn.ptr(name)
+	var v unsafe.Pointer
+	if len(buf) > 0 {
+		v = unsafe.Pointer(&buf[0])
+	}
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_GETXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(unsafe.Pointer(np)), uintptr(v), uintptr(len(buf)), 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case 0:
+			return int(r), 0
+		}
+		return 0, e
+	}
+}
+
+// listxattrFd is listxattr(2) of the object fd refers to; see getxattrFd.
+func listxattrFd(fd int, buf []byte) (int, syscall.Errno) {
+	var path procFd
+	var v unsafe.Pointer
+	if len(buf) > 0 {
+		v = unsafe.Pointer(&buf[0])
+	}
+	for {
+		r, _, e := unix.Syscall(unix.SYS_LISTXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(v), uintptr(len(buf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case 0:
+			return int(r), 0
+		}
+		return 0, e
+	}
+}
+
 // chmodFd changes the mode of the object fd refers to, which may be an
 // O_PATH descriptor. fchmodat2 (Linux 6.6) takes AT_EMPTY_PATH; on older
 // kernels the /proc path is used, which follows the magic link to the
