@@ -165,34 +165,31 @@ func getxattrFd(fd int, name string, buf []byte) (int, syscall.Errno) {
 	if len(name) > xattrNameMax {
 		return 0, syscall.ERANGE
 	}
-	var path procFd
-	var cn cname
-	np, _ := cn.ptr(name)
-	var v unsafe.Pointer
-	if len(buf) > 0 {
-		v = unsafe.Pointer(&buf[0])
-	}
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_GETXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(unsafe.Pointer(np)), uintptr(v), uintptr(len(buf)), 0, 0)
-		switch e {
-		case syscall.EINTR:
-			continue
-		case 0:
-			return int(r), 0
-		}
-		return 0, e
-	}
+	return xattrFd(fd, name, true, buf)
 }
 
 // listxattrFd is listxattr(2) of the object fd refers to; see getxattrFd.
 func listxattrFd(fd int, buf []byte) (int, syscall.Errno) {
+	return xattrFd(fd, "", false, buf)
+}
+
+// xattrFd makes getxattr(2) of name (get) or listxattr(2) into buf.
+func xattrFd(fd int, name string, get bool, buf []byte) (int, syscall.Errno) {
 	var path procFd
+	var cn cname
 	var v unsafe.Pointer
 	if len(buf) > 0 {
 		v = unsafe.Pointer(&buf[0])
 	}
 	for {
-		r, _, e := unix.Syscall(unix.SYS_LISTXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(v), uintptr(len(buf)))
+		var r uintptr
+		var e syscall.Errno
+		if get {
+			np, _ := cn.ptr(name)
+			r, _, e = unix.Syscall6(unix.SYS_GETXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(unsafe.Pointer(np)), uintptr(v), uintptr(len(buf)), 0, 0)
+		} else {
+			r, _, e = unix.Syscall(unix.SYS_LISTXATTR, uintptr(unsafe.Pointer(path.ptr(fd))), uintptr(v), uintptr(len(buf)))
+		}
 		switch e {
 		case syscall.EINTR:
 			continue
