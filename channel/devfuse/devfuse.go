@@ -106,6 +106,7 @@ func alignedAfter(n, hdr int) []byte {
 }
 
 func (r *reader) loop() error {
+	ending := false // a read said ECONNABORTED
 	for {
 		n, err := r.dev.Read(r.in)
 		if err != nil {
@@ -120,6 +121,14 @@ func (r *reader) loop() error {
 				return nil
 			case errors.Is(err, syscall.ECONNABORTED):
 				r.s.Disconnect()
+				if !ending {
+					// The kernel also says this to a read that
+					// took a request just as an unmount shut the
+					// connection. Only after an abort does the
+					// next read say it again (ENODEV otherwise).
+					ending = true
+					continue
+				}
 				return ErrAborted
 			}
 			return fmt.Errorf("devfuse: read: %w", err)

@@ -1,6 +1,7 @@
 package devfuse
 
 import (
+	"errors"
 	"io"
 	"log"
 	"syscall"
@@ -46,6 +47,45 @@ func (d *scriptDev) Writev(bufs [][]byte) (int, error) {
 		n += len(b)
 	}
 	return n, nil
+}
+
+// errDev fails every read with the next of its errors, then with the
+// last one for good.
+type errDev struct {
+	scriptDev
+	errs []error
+}
+
+func (d *errDev) Read(p []byte) (int, error) {
+	err := d.errs[0]
+	if len(d.errs) > 1 {
+		d.errs = d.errs[1:]
+	}
+	return 0, err
+}
+
+// TestEndOfConnection: ENODEV is an unmount; ECONNABORTED is an abort only
+// if the next read says it again, since a read that races an unmount's
+// shutdown gets ECONNABORTED once and then ENODEV (fs/fuse/dev.c).
+func TestEndOfConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		errs []error
+		want error
+	}{
+		{"unmount", []error{syscall.ENODEV}, nil},
+		{"read racing an unmount", []error{syscall.ECONNABORTED, syscall.ENODEV}, nil},
+		{"abort", []error{syscall.ECONNABORTED}, ErrAborted},
+		{"interrupted, then abort", []error{syscall.EINTR, syscall.ECONNABORTED}, ErrAborted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server.New(&hello.FS{Name: "f", Data: []byte("x")}, &server.Options{ErrorLog: log.New(io.Discard, "", 0)})
+			err := Serve(srv, &errDev{errs: tc.errs}, &Options{Readers: 1})
+			if !errors.Is(err, tc.want) {
+				t.Errorf("Serve: %v, want %v", err, tc.want)
+			}
+		})
+	}
 }
 
 // residentPages counts the pages of b the kernel holds.
