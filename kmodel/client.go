@@ -295,11 +295,12 @@ func (c *Conn) account(r *request, out []byte) {
 }
 
 // eachLookup calls f with the node ID of every lookup a successful reply
-// of op with payload out counts (none for a negative entry, ".", "..").
+// of op with payload out counts (none for a negative entry, ".", "..", or
+// the root, which is never forgotten).
 func eachLookup(op wire.Opcode, out []byte, f func(id uint64)) {
 	switch op {
 	case wire.FUSE_LOOKUP, wire.FUSE_MKNOD, wire.FUSE_MKDIR, wire.FUSE_SYMLINK, wire.FUSE_LINK, wire.FUSE_CREATE:
-		if eo := wire.View[wire.EntryOut](out); eo != nil && eo.NodeID != 0 {
+		if eo := wire.View[wire.EntryOut](out); eo != nil && eo.NodeID != 0 && eo.NodeID != wire.FUSE_ROOT_ID {
 			f(eo.NodeID)
 		}
 	case wire.FUSE_READDIRPLUS:
@@ -312,7 +313,7 @@ func eachLookup(op wire.Opcode, out []byte, f func(id uint64)) {
 			}
 			name := out[wire.SizeofDirentplus : wire.SizeofDirentplus+nl]
 			dot := string(name) == "." || string(name) == ".."
-			if dp.Entry.NodeID != 0 && !dot {
+			if dp.Entry.NodeID != 0 && dp.Entry.NodeID != wire.FUSE_ROOT_ID && !dot {
 				f(dp.Entry.NodeID)
 			}
 			out = out[size:]
@@ -321,9 +322,6 @@ func eachLookup(op wire.Opcode, out []byte, f func(id uint64)) {
 }
 
 func (c *Conn) lookedUp(id uint64) {
-	if id == wire.FUSE_ROOT_ID {
-		return
-	}
 	n := c.node(id)
 	n.kernel++
 	n.server++

@@ -395,11 +395,7 @@ func (c *Conn) lateCommit(s sqe) {
 	if oh.Error != 0 || oh.Unique != req.h.Unique || psz > len(s.e.Payload) || !outArgsFit(req, psz) {
 		return
 	}
-	eachLookup(req.h.Opcode, s.e.Payload[:psz], func(id uint64) {
-		if id != wire.FUSE_ROOT_ID {
-			c.node(id).unsettled++
-		}
-	})
+	eachLookup(req.h.Opcode, s.e.Payload[:psz], func(id uint64) { c.node(id).unsettled++ })
 }
 
 // commitFetch is fuse_uring_commit_fetch.
