@@ -380,6 +380,10 @@ func (p Policy) Run(ctx context.Context, prm forgetstudy.Params) (res forgetstud
 	res.FirstForget, res.LastForget = max(first, 0), max(last, 0)
 	res.Series = series
 	sleep(ctx, Tail)
+	// The server applies a batch's forgets before the next submit sends
+	// their entries' commits, so the live nodes can reach the baseline
+	// with the last commits still unsent: count commits after Tail.
+	mEnd := m.Stats()
 	endReads()
 	if e, _ := readErr.Load().(error); e != nil {
 		return res, e
@@ -403,16 +407,16 @@ func (p Policy) Run(ctx context.Context, prm forgetstudy.Params) (res forgetstud
 	res.RingForgetMsgs = ringAfter.ForgetMsgs - ringBefore.ForgetMsgs
 	var heldArea float64
 	for i, q := range mDrain.Queues {
-		var qb kmodel.QueueStats
-		if i < len(mBefore.Queues) {
-			qb = mBefore.Queues[i]
-		}
+		qb := queueStats(mBefore, i)
+		heldArea += q.ForgetHeldSeconds - qb.ForgetHeldSeconds
+		res.EntriesHeldMax = max(res.EntriesHeldMax, float64(q.ForgetHeldMax))
+	}
+	for i, q := range mEnd.Queues {
+		qb := queueStats(mBefore, i)
 		// The kernel posts one CQE per forget message it delivers into
 		// an entry, and the server sends one COMMIT_AND_FETCH for it.
 		res.RingCQEs += q.ForgetMsgs - qb.ForgetMsgs
 		res.RingCommits += q.ForgetCommits - qb.ForgetCommits
-		heldArea += q.ForgetHeldSeconds - qb.ForgetHeldSeconds
-		res.EntriesHeldMax = max(res.EntriesHeldMax, float64(q.ForgetHeldMax))
 		if q.ForgetBadCommits != qb.ForgetBadCommits {
 			res.Notes = append(res.Notes, fmt.Sprintf("queue %d: %d forget commits with a non-empty reply", i, q.ForgetBadCommits-qb.ForgetBadCommits))
 		}
@@ -471,6 +475,14 @@ func (p Policy) Run(ctx context.Context, prm forgetstudy.Params) (res forgetstud
 		m.Do(rd.cpu, kmodel.Release(rd.node, rd.fh))
 	}
 	return res, nil
+}
+
+// queueStats returns queue i's counters in st, zero if st has no queue i.
+func queueStats(st kmodel.Stats, i int) kmodel.QueueStats {
+	if i < len(st.Queues) {
+		return st.Queues[i]
+	}
+	return kmodel.QueueStats{}
 }
 
 func chanStats(st server.Stats, name string) *server.ChannelStats {
