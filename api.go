@@ -184,7 +184,9 @@ type (
 		Symlink(ctx context.Context, parent Node, name, target string, out *Entry) syscall.Errno
 	}
 	// Mknoder answers MKNOD. umask is the caller's umask, already applied
-	// by the kernel unless the filesystem handles ACLs.
+	// to mode by the kernel unless the server was started with
+	// ApplyUmask or PosixACL (then the filesystem applies it, or lets a
+	// default ACL decide).
 	Mknoder interface {
 		Mknod(ctx context.Context, parent Node, name string, mode, rdev, umask uint32, out *Entry) syscall.Errno
 	}

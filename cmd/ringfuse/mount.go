@@ -26,9 +26,14 @@ SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
 Needs root: ringfuse mounts with mount(2).
 
 Options (-o, comma separated, libfuse style):
-  allow_other            let other users use the mount (implies
-                         default_permissions: the daemon acts as root)
-  default_permissions    let the kernel check file modes
+  allow_other            let other users use the mount; the daemon acts as
+                         each caller (fsuid, fsgid, groups), and the kernel
+                         checks modes and ACLs first (default_permissions)
+  default_permissions    let the kernel check file modes and POSIX ACLs
+                         (the default with allow_other or user_id=)
+  no_default_permissions leave every permission check to the backing
+                         filesystem, done as the caller (see README)
+  user_id=N, group_id=N  the user the mount is for (default: the caller)
   ro                     read-only mount
   fsname=NAME            source shown in /proc/mounts (default: SOURCE)
   subtype=NAME           type shown as fuse.NAME (default: ringfuse)
@@ -79,13 +84,26 @@ func parseOptions(words []string, source string) (*config, error) {
 		return nil, err
 	}
 	c := &config{}
-	// The passthrough acts with the daemon's (root's) credentials and
-	// leaves permission checks to the kernel: with allow_other but without
-	// default_permissions, any user could read, write and chown anything in
-	// SOURCE. So allow_other always brings default_permissions.
-	if mo.AllowOther {
+	noDefault := false
+	for _, w := range rest {
+		noDefault = noDefault || w == "no_default_permissions"
+	}
+	// The passthrough acts as each caller, so the backing filesystem
+	// checks every call. A mount other users reach still gets the kernel's
+	// checks first by default: they see the whole path (a name cached by
+	// one user is otherwise walked by another without a LOOKUP, skipping
+	// the search permission of its directories) and refuse early.
+	if (mo.AllowOther || mo.UserID != nil || mo.GroupID != nil) && !noDefault {
 		mo.DefaultPermissions = true
 	}
+	if noDefault && mo.DefaultPermissions {
+		return nil, errors.New("default_permissions and no_default_permissions contradict each other")
+	}
+	// With the kernel checking, let it check POSIX ACLs too.
+	c.session.Server.PosixACL = mo.DefaultPermissions
+	// The passthrough applies the umask itself, unless a default ACL
+	// decides (fs/passthrough: createMode).
+	c.session.Server.ApplyUmask = true
 	c.session.Mount = mo
 	if c.session.Mount.FSName == "" {
 		c.session.Mount.FSName = source
@@ -145,6 +163,8 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.session.Readers, err = num()
 		case "fd_cache":
 			c.fdCache, err = num()
+		case "no_default_permissions":
+			// handled above
 		default:
 			return nil, fmt.Errorf("unknown option %q (see ringfuse mount --help)", w)
 		}
@@ -203,6 +223,9 @@ func runMount(args []string) error {
 	if err := applyUring(cfg); err != nil {
 		return err
 	}
+	// New files get exactly the mode the kernel sends (the caller's umask
+	// is applied already), not one masked again by the daemon's.
+	syscall.Umask(0)
 	fsys, err := passthrough.New(abs, &passthrough.Options{FdCacheSize: cfg.fdCache, Passthrough: cfg.passthru})
 	if err != nil {
 		return err
