@@ -32,7 +32,10 @@ Options (-o, comma separated, libfuse style):
   default_permissions    let the kernel check file modes and POSIX ACLs
                          (the default with allow_other or user_id=)
   no_default_permissions leave every permission check to the backing
-                         filesystem, done as the caller (see README)
+                         filesystem, done as the caller; names are then
+                         not cached (entry_timeout=0 unless given), since a
+                         cached name lets the next user skip the search
+                         permission of its directories
   user_id=N, group_id=N  the user the mount is for (default: the caller)
   ro                     read-only mount
   fsname=NAME            source shown in /proc/mounts (default: SOURCE)
@@ -171,6 +174,12 @@ func parseOptions(words []string, source string) (*config, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if noDefault && c.session.Server.EntryTimeout == 0 {
+		// Without the kernel's checks, only a LOOKUP as the caller
+		// checks the search permission of a path's directories, and the
+		// kernel walks a cached name without one.
+		c.session.Server.EntryTimeout = -1
 	}
 	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
 		return nil, errors.New("the io_uring_* options need -o io_uring")

@@ -229,3 +229,19 @@ func runScenarios(t *testing.T, scs []scenario, native string, m *ptMount) {
 		})
 	}
 }
+
+// hasOption reports whether the FUSE mount at dir has mount option opt
+// (default_permissions, allow_other, user_id=...).
+func hasOption(t *testing.T, dir, opt string) bool {
+	t.Helper()
+	mi, ok, err := mount.LookupMount(dir)
+	if err != nil || !ok {
+		t.Fatalf("mount at %s: %v (found %v)", dir, err, ok)
+	}
+	for _, o := range strings.Split(mi.SuperOptions, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}
