@@ -304,6 +304,9 @@ func do(o op) result {
 		err = unix.Setxattr(o.Path, o.Name, []byte(o.Data), 0)
 	case "lsetxattr":
 		err = unix.Lsetxattr(o.Path, o.Name, []byte(o.Data), 0)
+	case "setfacl":
+		// Name is "access" or "default", Data the ACL's short form.
+		err = setACL(o.Path, "system.posix_acl_"+o.Name, o.Data)
 	case "lremovexattr":
 		err = unix.Lremovexattr(o.Path, o.Name)
 	case "lutimes":
