@@ -62,8 +62,12 @@
 // Open files and directories live in a table indexed by the fh the kernel
 // sends back; an fh carries a generation, so a stale or forged fh gets
 // EBADF and never reaches an unrelated descriptor. Reads and writes use
-// pread and pwrite on the open descriptor. Directory listings use the
-// backing d_off cookies as offsets.
+// pread and pwrite on the open descriptor. A file opened with O_DIRECT is
+// also reopened through /proc/self/fd without it, and reads and writes
+// not aligned as statx's STATX_DIOALIGN says (pages written back from a
+// shared mapping end at EOF) use that descriptor, so none is refused with
+// EINVAL; [FS.AcquireFd] lends the ring the descriptor by the same rule.
+// Directory listings use the backing d_off cookies as offsets.
 //
 // Locking is not implemented: the kernel then applies POSIX and BSD locks
 // locally, which is right for a tree only this host serves.

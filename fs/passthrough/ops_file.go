@@ -3,7 +3,6 @@ package passthrough
 import (
 	"context"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -14,9 +13,17 @@ import (
 
 // addOpen registers fd as a new file handle and fills open.
 func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
-	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0}
+	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0, bfd: -1}
+	if f.direct && dir == nil {
+		if e := fs.openDirect(f); e != 0 {
+			return e
+		}
+	}
 	fh, ok := fs.handles.add(f)
 	if !ok {
+		if f.bfd >= 0 {
+			closeFd(f.bfd)
+		}
 		return syscall.ENFILE
 	}
 	fs.openFiles.Add(1)
@@ -86,17 +93,6 @@ func (fs *FS) withFile(fh uint64, f func(of *openFile) syscall.Errno) syscall.Er
 	return f(of)
 }
 
-// directAlign is the alignment used to bounce O_DIRECT I/O whose buffer
-// the server did not align.
-const directAlign = 4096
-
-// alignedBuf returns an n-byte slice aligned to directAlign.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+directAlign)
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
-	return b[off : off+n]
-}
-
 // Read reads into buf at off, all of it unless the file ends first.
 func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, buf []byte) (int, syscall.Errno) {
 	of := fs.handles.get(fh)
@@ -106,15 +102,7 @@ func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, b
 	defer of.put()
 	got := 0
 	for got < len(buf) {
-		r, err := unix.Pread(of.fd, buf[got:], off+int64(got))
-		if err == unix.EINVAL && of.direct {
-			// The reply buffer is not aligned for O_DIRECT: bounce.
-			b := alignedBuf(len(buf) - got)
-			r, err = unix.Pread(of.fd, b, off+int64(got))
-			if r > 0 {
-				copy(buf[got:], b[:r])
-			}
-		}
+		r, err := of.pread(buf[got:], off+int64(got))
 		if err == unix.EINTR {
 			continue
 		}
@@ -157,12 +145,7 @@ func (fs *FS) Write(ctx context.Context, n ringfuse.Node, fh uint64, off int64, 
 func writeAt(of *openFile, off int64, data []byte) (int, syscall.Errno) {
 	put := 0
 	for put < len(data) {
-		w, err := unix.Pwrite(of.fd, data[put:], off+int64(put))
-		if err == unix.EINVAL && of.direct {
-			b := alignedBuf(len(data) - put)
-			copy(b, data[put:])
-			w, err = unix.Pwrite(of.fd, b, off+int64(put))
-		}
+		w, err := of.pwrite(data[put:], off+int64(put))
 		if err == unix.EINTR {
 			continue
 		}
@@ -532,9 +515,10 @@ func (fs *FS) RemoveXattr(ctx context.Context, n ringfuse.Node, name string) sys
 	})
 }
 
-// AcquireFd implements ringfuse.FdFiler: the descriptor of an open file,
-// held open until ReleaseFd.
-func (fs *FS) AcquireFd(fh uint64) (int, any, bool) {
+// AcquireFd implements ringfuse.FdFiler: the descriptor of an open file
+// that Read or Write would use for size bytes at off, held open until
+// ReleaseFd.
+func (fs *FS) AcquireFd(fh uint64, off int64, size int) (int, any, bool) {
 	of := fs.handles.get(fh)
 	if of == nil {
 		return -1, nil, false
@@ -543,7 +527,7 @@ func (fs *FS) AcquireFd(fh uint64) (int, any, bool) {
 		of.put()
 		return -1, nil, false
 	}
-	return of.fd, of, true
+	return of.ioFd(off, size), of, true
 }
 
 // ReleaseFd implements ringfuse.FdFiler.
