@@ -1,10 +1,13 @@
 package passthrough
 
 import (
+	"context"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"ringfuse/creds"
 )
 
 // A file opened with O_DIRECT is opened twice. The kernel sends reads
@@ -28,8 +31,11 @@ const directAlign = 4096
 // openDirect completes f, an open file whose descriptor has O_DIRECT:
 // it learns the alignment O_DIRECT needs and opens the second descriptor.
 // Only running out of descriptors is an error; without the second
-// descriptor, unaligned I/O fails with EINVAL as on the backing file.
-func (fs *FS) openDirect(f *openFile) syscall.Errno {
+// descriptor, unaligned I/O fails with EINVAL as on the backing file. The
+// reopen has the daemon's rights: the first open, the caller's, decided
+// the access (a file created 0444 for writing may not be opened for
+// writing again by its creator).
+func (fs *FS) openDirect(ctx context.Context, f *openFile) syscall.Errno {
 	f.dioAlign = defaultDioAlign
 	var stx unix.Statx_t
 	if unix.Statx(f.fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &stx) == nil &&
@@ -45,10 +51,11 @@ func (fs *FS) openDirect(f *openFile) syscall.Errno {
 	// (so no O_NOFOLLOW, which the magic link would fail), and never
 	// creating or truncating.
 	fl &^= unix.O_DIRECT | unix.O_NOFOLLOW | unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_NOCTTY
-	e := fs.retryFds(false, func() syscall.Errno {
-		var err error
-		f.bfd, err = unix.Open(procPath(f.fd), fl|unix.O_CLOEXEC, 0)
-		return errnoOf(err)
+	e := creds.Daemon(ctx, func() syscall.Errno {
+		return fs.retryFds(false, func() (e syscall.Errno) {
+			f.bfd, e = openProc(f.fd, fl|unix.O_CLOEXEC)
+			return e
+		})
 	})
 	if e != 0 {
 		f.bfd = -1

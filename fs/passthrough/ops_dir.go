@@ -44,7 +44,7 @@ func (fs *FS) OpenDir(ctx context.Context, n ringfuse.Node, flags uint32, out *r
 	if e != 0 {
 		return e
 	}
-	if e := fs.addOpen(fd, unix.O_RDONLY, &dirStream{}, out); e != 0 {
+	if e := fs.addOpen(ctx, fd, unix.O_RDONLY, &dirStream{}, out); e != 0 {
 		closeFd(fd)
 		return e
 	}

@@ -219,7 +219,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 			closeFd(fd)
 			return e
 		}
-		if e := fs.addOpen(fd, oflags, nil, open); e != 0 {
+		if e := fs.addOpen(ctx, fd, oflags, nil, open); e != 0 {
 			closeFd(fd)
 			fs.Forget(n) // the reference nodeAt took
 			return e

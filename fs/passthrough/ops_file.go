@@ -12,10 +12,10 @@ import (
 )
 
 // addOpen registers fd as a new file handle and fills open.
-func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
+func (fs *FS) addOpen(ctx context.Context, fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
 	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0, bfd: -1}
 	if f.direct && dir == nil {
-		if e := fs.openDirect(f); e != 0 {
+		if e := fs.openDirect(ctx, f); e != 0 {
 			return e
 		}
 	}
@@ -76,7 +76,7 @@ func (fs *FS) Open(ctx context.Context, rn ringfuse.Node, flags uint32, out *rin
 	if e != 0 {
 		return e
 	}
-	if e := fs.addOpen(fd, of, nil, out); e != 0 {
+	if e := fs.addOpen(ctx, fd, of, nil, out); e != 0 {
 		closeFd(fd)
 		return e
 	}
