@@ -61,12 +61,12 @@ func (fs *FS) openAtRetry(ctx context.Context, dirfd int, name string, flags int
 // Mkdir makes directory name in parent, owned by the caller.
 func (fs *FS) Mkdir(ctx context.Context, parent ringfuse.Node, name string, mode, umask uint32, out *ringfuse.Entry) syscall.Errno {
 	return fs.withParent(ctx, parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
-		mode := createMode(pfd, mode, umask)
+		mode, restore := fs.createMode(pfd, mode, umask)
 		e := creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Mkdirat(pfd, name, mode)) })
 		if e != 0 {
 			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, unix.S_IFDIR, mode, out)
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFDIR, restore, out)
 	})
 }
 
@@ -78,14 +78,14 @@ func (fs *FS) Mknod(ctx context.Context, parent ringfuse.Node, name string, mode
 		if typ == 0 {
 			typ = unix.S_IFREG
 		}
-		perm := createMode(pfd, mode, umask)
+		perm, restore := fs.createMode(pfd, mode, umask)
 		e := creds.Run(ctx, func() syscall.Errno {
 			return errnoOf(unix.Mknodat(pfd, name, typ|perm, int(decodeDev(rdev))))
 		})
 		if e != 0 {
 			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, typ, perm, out)
+		return fs.newNodeAt(ctx, pfd, name, typ, restore, out)
 	})
 }
 
@@ -97,7 +97,7 @@ func (fs *FS) Symlink(ctx context.Context, parent ringfuse.Node, name, target st
 		if e != 0 {
 			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, unix.S_IFLNK, 0o777, out)
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFLNK, 0, out)
 	})
 }
 
@@ -183,7 +183,7 @@ func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, new
 func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, flags, mode, umask uint32, out *ringfuse.Entry, open *ringfuse.OpenOut) syscall.Errno {
 	return fs.withParent(ctx, parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
 		oflags := openFlags(flags) &^ unix.O_CREAT
-		mode := createMode(pfd, mode, umask)
+		mode, restore := fs.createMode(pfd, mode, umask)
 		var fd int
 		var err error
 		created := false
@@ -209,7 +209,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 		var st unix.Stat_t
 		e := fstatFd(fd, &st)
 		if e == 0 && created {
-			e = fs.fixMode(ctx, fd, &st, mode)
+			e = fs.fixMode(ctx, fd, &st, restore)
 		}
 		var n *node
 		if e == 0 {

@@ -461,29 +461,31 @@ func (fs *FS) noteTimeouts(out *ringfuse.Entry) {
 	}
 }
 
-// createMode returns the mode bits to create an object with: mode, less
-// the caller's umask where the kernel left it to us (server.Options
-// ApplyUmask or PosixACL) and the directory has no default ACL, which
-// decides instead. The kernel applies the umask itself otherwise, and then
-// mode has none of its bits.
-func createMode(parentFd int, mode, umask uint32) uint32 {
+// createMode returns the mode bits to create an object with, and the
+// bits of it that the process umask at New may take away, for fixMode to
+// put back. mode loses the caller's umask where the kernel left that to
+// us (server.Options ApplyUmask or PosixACL; otherwise mode has none of
+// its bits) unless the directory has a default ACL, which then decides,
+// as it also overrides the process umask.
+func (fs *FS) createMode(parentFd int, mode, umask uint32) (bits, restore uint32) {
 	mode &= 0o7777
-	if mode&umask == 0 {
-		return mode
+	if mode&(umask|fs.umask) == 0 {
+		return mode, 0
 	}
 	if _, e := getxattrFd(parentFd, "system.posix_acl_default", nil); e == 0 {
-		return mode
+		return mode, 0
 	}
-	return mode &^ umask
+	mode &^= umask
+	return mode, mode & fs.umask
 }
 
-// fixMode puts back the permission bits of a new object that the process
-// umask at New took away (the daemon should run with umask 0; cmd/ringfuse
-// does). It adds only bits the caller asked for, and runs with the
-// daemon's rights: a chmod by a caller outside the object's group would
-// also drop the S_ISGID the backing filesystem rightly gave it.
-func (fs *FS) fixMode(ctx context.Context, fd int, st *unix.Stat_t, want uint32) syscall.Errno {
-	lost := want & fs.umask &^ st.Mode
+// fixMode puts back the permission bits restore (from createMode) that
+// the process umask took from a new object (the daemon should run with
+// umask 0; cmd/ringfuse does). It runs with the daemon's rights: a chmod by
+// a caller outside the object's group would also drop the S_ISGID the
+// backing filesystem rightly gave it.
+func (fs *FS) fixMode(ctx context.Context, fd int, st *unix.Stat_t, restore uint32) syscall.Errno {
+	lost := restore &^ st.Mode
 	if lost == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return 0
 	}
@@ -495,10 +497,10 @@ func (fs *FS) fixMode(ctx context.Context, fd int, st *unix.Stat_t, want uint32)
 }
 
 // newNodeAt answers for name in parentFd, a directory, FIFO, device or
-// symlink that make just created as the caller: it opens the object as
-// the caller, without following it, and fills out. want is the mode the
-// object was made with.
-func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, want uint32, out *ringfuse.Entry) syscall.Errno {
+// symlink just made as the caller: it opens the object as the caller,
+// without following it, puts back the mode bits restore (see createMode)
+// and fills out.
+func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, restore uint32, out *ringfuse.Entry) syscall.Errno {
 	fd, e := fs.openPath(ctx, parentFd, name, typ)
 	if e != 0 {
 		return e
@@ -508,7 +510,7 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, wan
 		closeFd(fd)
 		return e
 	}
-	if e := fs.fixMode(ctx, fd, &st, want); e != 0 {
+	if e := fs.fixMode(ctx, fd, &st, restore); e != 0 {
 		closeFd(fd)
 		return e
 	}

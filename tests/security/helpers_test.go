@@ -222,7 +222,9 @@ func compare(t *testing.T, sc scenario, native string, m *ptMount) (diffs, nativ
 		}
 	}
 	for _, p := range sc.check {
-		if fus.states[p] != nat.states[p] {
+		// Root may not look through a mount it may not enter; the
+		// backing directory says what happened.
+		if !sc.setupInBacking && fus.states[p] != nat.states[p] {
 			diffs = append(diffs, fmt.Sprintf("%s through the mount: %s, native %s", p, fus.states[p], nat.states[p]))
 		}
 		if back[p] != nat.states[p] {
