@@ -27,6 +27,7 @@ import (
 var loopOps = map[string]func(op) (string, error){
 	"createloop": createLoop,
 	"lookuploop": lookupLoop,
+	"makeloop":   makeLoop,
 }
 
 // The bounds of a loop on either side of a race: it stops after
@@ -277,7 +278,7 @@ func TestCreateRace(t *testing.T) {
 		dir := filepath.Join(backing, "tmp")
 		must(t, os.Mkdir(dir, 0o700))
 		// Sticky, as /tmp: nobody may create names but not remove root's.
-		must(t, os.Chmod(dir, 0o1777))
+		must(t, unix.Chmod(dir, 0o1777)) // os.Chmod would drop the sticky bit
 		secret, public, target := filepath.Join(dir, "secret"), filepath.Join(dir, "public"), filepath.Join(dir, "target")
 		must(t, writeFile(secret, secretData, 0, 0o600))
 		must(t, writeFile(public, publicData, 0, 0o666))
@@ -504,4 +505,92 @@ func directLookups(m *ptMount, stop <-chan struct{}) directReport {
 		}
 		fsys.Forget(e.Node)
 	}
+}
+
+// makeLoop makes and removes a symlink, a FIFO and a directory under the
+// name Path, in turn, with umask 0, N times at most. It only counts what
+// happened: the host checks its own files.
+func makeLoop(o op) (string, error) {
+	var r loopReport
+	unix.Umask(0)
+	deadline := time.Now().Add(raceLoopTime)
+	for ; r.Rounds < o.N && time.Now().Before(deadline); r.Rounds++ {
+		var err error
+		switch r.Rounds % 3 {
+		case 0:
+			err = unix.Symlink("target", o.Path)
+		case 1:
+			err = unix.Mknod(o.Path, unix.S_IFIFO|0o666, 0)
+		case 2:
+			err = unix.Mkdir(o.Path, 0o777)
+		}
+		if err != nil {
+			r.fail(err)
+			continue
+		}
+		r.Opened++
+		if r.Rounds%3 == 2 {
+			unix.Rmdir(o.Path)
+		} else {
+			unix.Unlink(o.Path)
+		}
+	}
+	return r.out()
+}
+
+// TestMakeRace races nobody's symlink, mknod and mkdir of a name through
+// the mount, with umask 0, with root renaming its own 0600 file and 0700
+// directory over that name in the backing directory and back. The daemon
+// makes the object as the caller and then finds it again by name; what it
+// finds then may be root's file or directory, which it must leave alone:
+// natively nobody's calls never change root's objects. The daemon runs
+// with umask 022 here (a library user's default), so that a daemon which
+// restores the bits its umask took from a new object has bits to restore.
+func TestMakeRace(t *testing.T) {
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	raceMounts(t, []raceConfig{noDefaultPermissions, defaultPermissions}, func(t *testing.T, backing, client string, m *ptMount) {
+		dir := filepath.Join(backing, "tmp")
+		must(t, os.Mkdir(dir, 0o700))
+		must(t, unix.Chmod(dir, 0o1777)) // os.Chmod would drop the sticky bit
+		victim, victimDir, name := filepath.Join(dir, "victim"), filepath.Join(dir, "victimdir"), filepath.Join(dir, "n")
+		must(t, writeFile(victim, secretData, 0, 0o600))
+		must(t, os.Mkdir(victimDir, 0o700))
+		must(t, os.Chmod(victimDir, 0o700))
+		var placed [2]int
+		host := func(done func() bool) (int, error) {
+			i := 0
+			for ; i < 1<<30 && !done(); i++ {
+				from := victim
+				if i%2 == 1 {
+					from = victimDir
+				}
+				// Over whatever nobody made there (a directory only
+				// over a directory), then back.
+				if unix.Rename(from, name) == nil {
+					placed[i%2]++
+					if err := unix.Renameat2(unix.AT_FDCWD, name, unix.AT_FDCWD, from, unix.RENAME_NOREPLACE); err != nil {
+						// Only nobody, through the mount, was there to
+						// take it, which natively it may not.
+						return i, fmt.Errorf("root's %s is gone from the name %s (removed or renamed through the mount?): %v", from, name, err)
+					}
+				}
+			}
+			return i, nil
+		}
+		r, hostRounds := runLoop(t, op{Op: "makeloop", Path: filepath.Join(client, "tmp", "n"), N: raceLoopMax}, host)
+		t.Logf("nobody: %s; host: %d rounds, put its file and directory under the name %v times", r.String(), hostRounds, placed)
+		if r.Opened == 0 {
+			t.Errorf("nobody never made anything (%s)", r.String())
+		}
+		var st unix.Stat_t
+		must(t, unix.Lstat(victim, &st))
+		if st.Mode != unix.S_IFREG|0o600 || st.Uid != 0 {
+			t.Errorf("root's file is now %s, was mode=0100600 uid=0", statLine(&st))
+		}
+		must(t, unix.Lstat(victimDir, &st))
+		if st.Mode != unix.S_IFDIR|0o700 || st.Uid != 0 {
+			t.Errorf("root's directory is now %s, was mode=040700 uid=0", statLine(&st))
+		}
+	})
 }
