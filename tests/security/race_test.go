@@ -510,29 +510,63 @@ func directLookups(m *ptMount, stop <-chan struct{}) directReport {
 // makeLoop makes and removes a symlink, a FIFO and a directory under the
 // name Path, in turn, with umask 0, N times at most. It only counts what
 // happened: the host checks its own files.
+//
+// If Path2 is set, makeLoop makes each object under a new name (Path
+// followed by the round) and removes none, while a goroutine renames
+// Path2 (another user's file in a directory of the child's user, in the
+// backing directory) over the newest name there and back. (Through the
+// mount the renames could not race: the kernel holds the directory's
+// lock for the whole of a mknod.)
 func makeLoop(o op) (string, error) {
 	var r loopReport
 	unix.Umask(0)
+	var round atomic.Int64
+	name := func(i int64) string {
+		if o.Path2 == "" {
+			return o.Path
+		}
+		return fmt.Sprint(o.Path, i)
+	}
+	if o.Path2 != "" {
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				n := filepath.Join(filepath.Dir(o.Path2), filepath.Base(name(round.Load())))
+				if unix.Rename(o.Path2, n) == nil {
+					unix.Renameat2(unix.AT_FDCWD, n, unix.AT_FDCWD, o.Path2, unix.RENAME_NOREPLACE)
+				}
+			}
+		}()
+		defer wg.Wait()
+		defer stop.Store(true)
+	}
 	deadline := time.Now().Add(raceLoopTime)
 	for ; r.Rounds < o.N && time.Now().Before(deadline); r.Rounds++ {
+		p := name(int64(r.Rounds))
+		round.Store(int64(r.Rounds))
 		var err error
 		switch r.Rounds % 3 {
 		case 0:
-			err = unix.Symlink("target", o.Path)
+			err = unix.Symlink("target", p)
 		case 1:
-			err = unix.Mknod(o.Path, unix.S_IFIFO|0o666, 0)
+			err = unix.Mknod(p, unix.S_IFIFO|0o666, 0)
 		case 2:
-			err = unix.Mkdir(o.Path, 0o777)
+			err = unix.Mkdir(p, 0o777)
 		}
 		if err != nil {
 			r.fail(err)
 			continue
 		}
 		r.Opened++
-		if r.Rounds%3 == 2 {
-			unix.Rmdir(o.Path)
-		} else {
-			unix.Unlink(o.Path)
+		switch {
+		case o.Path2 != "":
+		case r.Rounds%3 == 2:
+			unix.Rmdir(p)
+		default:
+			unix.Unlink(p)
 		}
 	}
 	return r.out()
@@ -591,6 +625,39 @@ func TestMakeRace(t *testing.T) {
 		must(t, unix.Lstat(victimDir, &st))
 		if st.Mode != unix.S_IFDIR|0o700 || st.Uid != 0 {
 			t.Errorf("root's directory is now %s, was mode=040700 uid=0", statLine(&st))
+		}
+	})
+}
+
+// TestMakeRaceAlone is TestMakeRace without root's help: nobody owns a
+// directory in which root left a 0600 file, so nobody may rename that
+// file, and does, in the backing directory (a local user may reach SOURCE
+// itself), over the name under which it makes, through the mount, its
+// symlinks, FIFOs and directories. Root's file must
+// keep its mode: a daemon that gives back, as root, the bits its umask
+// took from what it finds under the name after making it would hand
+// nobody write access to root's file.
+func TestMakeRaceAlone(t *testing.T) {
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	raceMounts(t, []raceConfig{noDefaultPermissions, defaultPermissions}, func(t *testing.T, backing, client string, m *ptMount) {
+		dir := filepath.Join(backing, "home")
+		must(t, os.Mkdir(dir, 0o755))
+		must(t, os.Chown(dir, nobodyID, nobodyID))
+		must(t, os.Chmod(dir, 0o755))
+		victim := filepath.Join(dir, "rootfile")
+		must(t, writeFile(victim, secretData, 0, 0o600))
+		r, _ := runLoop(t, op{Op: "makeloop", Path: filepath.Join(client, "home", "n"), Path2: victim, N: raceLoopMax},
+			func(func() bool) (int, error) { return 0, nil })
+		t.Logf("nobody: %s", r.String())
+		if r.Opened == 0 {
+			t.Errorf("nobody never made anything (%s)", r.String())
+		}
+		// The child's renamer put root's file back before it ended.
+		var st unix.Stat_t
+		must(t, unix.Lstat(victim, &st))
+		if st.Mode != unix.S_IFREG|0o600 || st.Uid != 0 {
+			t.Errorf("root's file is now %s, was mode=0100600 uid=0", statLine(&st))
 		}
 	})
 }
