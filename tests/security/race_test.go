@@ -35,7 +35,7 @@ var loopOps = map[string]func(op) (string, error){
 // the test's length, never decide its outcome.
 const (
 	raceLoopMax  = 20000
-	raceLoopTime = 1500 * time.Millisecond
+	raceLoopTime = time.Second
 	// hostLoopTime bounds the host's side if the child never says it is
 	// done (it died).
 	hostLoopTime = 10 * time.Second
