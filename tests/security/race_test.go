@@ -324,16 +324,7 @@ func TestCreateRace(t *testing.T) {
 		}
 		r, hostRounds := runLoop(t, op{Op: "createloop", Path: filepath.Join(client, "tmp", "target"), N: raceLoopMax}, host)
 		t.Logf("nobody: %s; host: %d rounds, placed its files %v times", r.String(), hostRounds, placed)
-		for _, b := range r.Bad {
-			t.Error(b)
-		}
-		if r.BadSeen > len(r.Bad) {
-			t.Errorf("and %d more violations", r.BadSeen-len(r.Bad))
-		}
-		// The race must have gone both ways, or it tested nothing.
-		if r.Denied == 0 || r.Opened == 0 {
-			t.Errorf("nobody was never refused or never succeeded (%s): the race did not happen", r.String())
-		}
+		checkLoop(t, r)
 		if b, err := os.ReadFile(secret); err != nil || string(b) != secretData {
 			t.Errorf("the secret now holds %q (%v), want %q", b, err, secretData)
 		}
@@ -429,15 +420,7 @@ func TestLookupRace(t *testing.T) {
 		close(stopDirect)
 		wg.Wait()
 		t.Logf("nobody: %s; host: %d rounds, %d new files", r.String(), hostRounds, fresh)
-		for _, b := range r.Bad {
-			t.Error(b)
-		}
-		if r.BadSeen > len(r.Bad) {
-			t.Errorf("and %d more violations", r.BadSeen-len(r.Bad))
-		}
-		if r.Denied == 0 || r.Opened == 0 {
-			t.Errorf("nobody was never refused or never succeeded (%s): the race did not happen", r.String())
-		}
+		checkLoop(t, r)
 		if m != nil {
 			t.Logf("direct lookups: %d, %d found %q, %d with another file's attributes", direct.lookups, direct.found, "b", direct.mismatches)
 			for _, b := range direct.bad {
@@ -660,4 +643,20 @@ func TestMakeRaceAlone(t *testing.T) {
 			t.Errorf("root's file is now %s, was mode=0100600 uid=0", statLine(&st))
 		}
 	})
+}
+
+// checkLoop fails t for every violation a child's loop saw, and if the
+// race went only one way (never refused or never successful), in which
+// case it tested nothing.
+func checkLoop(t *testing.T, r loopReport) {
+	t.Helper()
+	for _, b := range r.Bad {
+		t.Error(b)
+	}
+	if r.BadSeen > len(r.Bad) {
+		t.Errorf("and %d more violations", r.BadSeen-len(r.Bad))
+	}
+	if r.Denied == 0 || r.Opened == 0 {
+		t.Errorf("nobody was never refused or never succeeded (%s): the race did not happen", r.String())
+	}
 }
