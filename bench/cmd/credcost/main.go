@@ -19,6 +19,8 @@
 //
 //	cd bench && go run ./cmd/credcost -old /tmp/rf-old -new /tmp/rf-new -rounds 5 -count -out r.md -json r.json
 //
+// "credcost switch" times the system calls of a switch alone.
+//
 // Needs root, taskset and (for -count) perf.
 package main
 
@@ -62,6 +64,12 @@ func main() {
 	log.SetPrefix("credcost: ")
 	if len(os.Args) > 1 && os.Args[1] == "client" {
 		if err := clientMain(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "switch" {
+		if err := switchMain(os.Args[2:]); err != nil {
 			log.Fatal(err)
 		}
 		return
