@@ -134,7 +134,7 @@ func Run(ctx context.Context, f func() syscall.Errno) syscall.Errno {
 		return f()
 	}
 	runtime.LockOSThread()
-	if err := become(c.UID, c.GID, groupsOf(c)); err != 0 {
+	if err := become(c.UID, c.GID, groupsOf(c), self.gid, self.groups); err != 0 {
 		release()
 		return syscall.EPERM
 	}
@@ -186,10 +186,14 @@ func (t *Thread) take(c ringfuse.Caller) syscall.Errno {
 	if t.switched && t.uid == c.UID && t.gid == c.GID && slices.Equal(t.groups, groups) {
 		return 0
 	}
+	curGID, curGroups := self.gid, self.groups
+	if t.switched {
+		curGID, curGroups = t.gid, t.groups
+	}
 	// Until all three are set, the record says the thread is switched
 	// with IDs no caller has, so that nothing trusts a half switch.
 	t.switched, t.uid, t.gid, t.groups = true, ^uint32(0), ^uint32(0), nil
-	if err := become(c.UID, c.GID, groups); err != 0 {
+	if err := become(c.UID, c.GID, groups, curGID, curGroups); err != 0 {
 		t.reset()
 		return syscall.EPERM
 	}
@@ -220,13 +224,18 @@ func release() {
 }
 
 // become gives the current thread fsuid uid, fsgid gid and the
-// supplementary groups, in the order that keeps CAP_SETGID until the
-// groups are set.
-func become(uid, gid uint32, groups []uint32) syscall.Errno {
-	if e := setgroups(groups); e != 0 {
-		return e
+// supplementary groups. The thread has fsgid curGID and curGroups now:
+// each call that changes an ID replaces the thread's credentials, a few
+// microseconds, so the group calls are made only for what differs.
+func become(uid, gid uint32, groups []uint32, curGID uint32, curGroups []uint32) syscall.Errno {
+	if !slices.Equal(groups, curGroups) {
+		if e := setgroups(groups); e != 0 {
+			return e
+		}
 	}
-	setfsgid(gid)
+	if gid != curGID {
+		setfsgid(gid)
+	}
 	setfsuid(uid)
 	// setfsuid and setfsgid report no error; a wrong ID would leave the
 	// thread with the daemon's rights, so check the one that matters.

@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,4 +221,62 @@ func BenchmarkRun(b *testing.B) {
 	for b.Loop() {
 		Run(ctx, f)
 	}
+}
+
+// threadCtx names a Thread record, as the server's contexts do.
+type threadCtx struct {
+	callerCtx
+	t *Thread
+}
+
+func (c threadCtx) CredThread() *Thread { return c.t }
+
+// TestThreadTransitions walks one owned thread through callers whose IDs
+// and groups differ in one part at a time (become changes only what
+// differs) and checks the thread's real credentials after each.
+func TestThreadTransitions(t *testing.T) {
+	needRoot(t)
+	member := sleeper(t) // nobody with group 1234
+	var th Thread
+	steps := []struct {
+		c      ringfuse.Caller
+		groups string // the Groups: line's fields
+	}{
+		{ringfuse.Caller{UID: nobody, GID: nobody, PID: member}, "1234"},
+		{ringfuse.Caller{UID: nobody, GID: nobody}, ""},                  // groups go
+		{ringfuse.Caller{UID: nobody - 1, GID: nobody}, ""},              // only the uid changes
+		{ringfuse.Caller{UID: nobody - 1, GID: nobody - 1}, ""},          // only the gid changes
+		{ringfuse.Caller{UID: nobody, GID: nobody, PID: member}, "1234"}, // all of them
+		{ringfuse.Caller{}, ""},                                          // root: the daemon's own
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // for good, like a worker
+		for i, s := range steps {
+			var st groupEntry
+			var ok bool
+			Run(threadCtx{callerCtx{context.Background(), s.c}, &th}, func() syscall.Errno {
+				b, err := os.ReadFile("/proc/thread-self/status")
+				if err != nil {
+					t.Error(err)
+					return 0
+				}
+				st, ok = parseStatus(b)
+				return 0
+			})
+			if s.c.UID == 0 {
+				continue // checked below, outside Run
+			}
+			want := groupEntry{uid: s.c.UID, gid: s.c.GID}
+			got := fmt.Sprint(st.groups)
+			if !ok || st.uid != want.uid || st.gid != want.gid || got != "["+s.groups+"]" {
+				t.Errorf("step %d: thread has fsuid %d fsgid %d groups %s, want %d %d [%s]", i, st.uid, st.gid, got, want.uid, want.gid, s.groups)
+			}
+		}
+		if got := currentFsuid(); got != self.uid || th.switched {
+			t.Errorf("after a root request: fsuid %d, record switched %v", got, th.switched)
+		}
+	}()
+	<-done
 }
