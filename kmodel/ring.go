@@ -57,10 +57,12 @@ type kqueue struct {
 	// can be told apart in the accounting (see UnsettledLookups).
 	lost map[uint64]*request
 
-	// The model's forget policies.
-	forgets      fifo[wire.ForgetOne] // ForgetBatchOnRing > 0: the queue's forget list
-	forgetBatch  int
-	forgetQueued int // ForgetBatchOnRing == 0: forget requests waiting in reqs
+	// The series' per-queue forget list (patches 0002-0004).
+	forgets        fifo[wire.ForgetOne] // forget_head: forgets waiting for an entry
+	forgetReq      *request             // forget_req: waits in reqs to take them
+	forgetDue      bool                 // forget_due: threshold reached or delay over
+	forgetTimer    *time.Timer          // forget_work
+	forgetTimerSet bool                 // forget_work is pending
 
 	st queueCounters
 }
@@ -493,48 +495,48 @@ func (c *Conn) endRing(ent *kent, errno int32, payload []byte) {
 
 // nextRequest is fuse_uring_get_next_fuse_req: ent becomes available and,
 // if a request waits on its queue, takes it at once; the copy happens now,
-// in the committing task.
+// in the committing task. Forgets left on the queue's list get another
+// request, and free entries take what waits (fuse_uring_flush_forgets).
 func (c *Conn) nextRequest(ent *kent) {
 	q := ent.q
 	q.makeAvail(ent)
-	if req := c.pickNext(q); req != nil {
+	req := c.nextReq(q)
+	if req != nil {
 		q.removeAvail(ent)
 		c.assign(ent, req)
+	}
+	if c.forgetsNeedReq(q) || (q.forgetReq != nil && len(q.avail) > 0) {
+		c.flushForgets(q)
+	}
+	if req != nil {
 		c.deliver(ent)
 	}
 }
 
-// pickNext takes the next request for a queue's entry that came free:
-// with ForgetBatchOnRing > 0, forgets from the queue's forget list under
-// the /dev/fuse 16:8 fairness; otherwise the oldest queued request.
-func (c *Conn) pickNext(q *kqueue) *request {
-	if q.forgets.len() > 0 && c.forgetCapOK(q) {
-		if q.reqs.len() == 0 {
-			return c.forgetMsg(q)
-		}
-		fb := q.forgetBatch
-		q.forgetBatch--
-		if fb > 0 {
-			return c.forgetMsg(q)
-		}
-		if q.forgetBatch <= -8 {
-			q.forgetBatch = 16
-		}
-	}
+// nextReq is fuse_uring_next_req (0003): it takes the oldest queued
+// request, except that the forget request lets the one behind it pass
+// while forgets hold as many entries as uring_forget_cap allows.
+func (c *Conn) nextReq(q *kqueue) *request {
 	if q.reqs.len() == 0 {
 		return nil
 	}
-	req := q.reqs.pop()
-	if req.forgets != nil {
-		q.forgetQueued--
+	if q.reqs.peek() != q.forgetReq || c.forgetCapOK(q) {
+		return q.reqs.pop()
 	}
-	return req
+	if q.reqs.len() == 1 {
+		return nil
+	}
+	return q.reqs.removeAt(1)
 }
 
 // assign is fuse_uring_add_req_to_ring_ent: the request is filed in the
-// queue's processing table at once.
+// queue's processing table at once. The queue's forget request takes its
+// forgets now (fuse_uring_take_forgets).
 func (c *Conn) assign(ent *kent, req *request) {
 	q := ent.q
+	if req == q.forgetReq {
+		req = c.takeForgets(q)
+	}
 	ent.req, req.ent = req, ent
 	q.setState(ent, FRRS_FUSE_REQ)
 	req.state = reqSent
@@ -630,9 +632,6 @@ func (c *Conn) queueRing(req *request) {
 		return
 	}
 	req.state = reqPending
-	if req.forgets != nil {
-		q.forgetQueued++
-	}
 	q.reqs.push(req)
 }
 
@@ -645,15 +644,22 @@ func (c *Conn) ringTeardown() {
 			continue
 		}
 		q.stopped = true
+		if q.forgetTimer != nil {
+			q.forgetTimer.Stop()
+			q.forgetTimerSet = false
+		}
 		for q.reqs.len() > 0 {
 			req := q.reqs.pop()
+			if req == q.forgetReq {
+				continue // its forgets are on the list, dropped below
+			}
 			if req.forgets != nil {
 				c.fg.dropped += uint64(len(req.forgets))
 				c.forgetDrained(len(req.forgets))
 			}
 			c.end(req, -int32(syscall.ECONNABORTED), nil)
 		}
-		q.forgetQueued = 0
+		q.forgetReq = nil
 		c.fg.dropped += uint64(q.forgets.len())
 		c.forgetDrained(q.forgets.len())
 		q.forgets.reset()

@@ -15,10 +15,9 @@ type Stats struct {
 	// ForgetsQueued counts forgets queued by evictions; ForgetsDelivered
 	// those the server received (on either channel); ForgetsDropped those
 	// lost at unmount or abort; ForgetsToRing those routed to a ring queue
-	// (a Patched kernel); ForgetsSpilled those sent to /dev/fuse because
-	// of ForgetEntryCap.
+	// (a Patched kernel).
 	ForgetsQueued, ForgetsDelivered, ForgetsDropped uint64
-	ForgetsToRing, ForgetsSpilled                   uint64
+	ForgetsToRing                                   uint64
 	// ForgetsOutstanding counts forgets queued and not yet drained.
 	ForgetsOutstanding int
 	// ForgetListLen is the length of the /dev/fuse forget list.
@@ -48,7 +47,7 @@ type QueueStats struct {
 	Entries int
 	States  [numStates]int
 	// Backlog counts requests waiting for an entry; ForgetBacklog forgets
-	// waiting on the queue's forget list (ForgetBatchOnRing > 0).
+	// waiting on the queue's forget list (patches 0002-0004).
 	Backlog, ForgetBacklog int
 
 	// Requests counts requests delivered into entries (forget messages
@@ -99,7 +98,6 @@ func (c *Conn) Stats() Stats {
 		ForgetsDelivered:   c.fg.delivered,
 		ForgetsDropped:     c.fg.dropped,
 		ForgetsToRing:      c.fg.toRing,
-		ForgetsSpilled:     c.fg.spilled,
 		ForgetsOutstanding: c.outstanding,
 		ForgetListLen:      c.forgets.len(),
 	}
