@@ -149,6 +149,7 @@ type Conn struct {
 	processing  map[uint64]*request
 
 	ring     *kring
+	rings    []*modelRing // every ring made by NewRing, for their counters
 	readyCh  chan struct{}
 	initCh   chan struct{}
 	closedCh chan struct{}

@@ -98,6 +98,11 @@ type modelRing struct {
 	woken  bool
 	closed bool
 	sig    chan struct{}
+
+	// Counters, under the connection's lock: io_uring_enter calls, those
+	// that carried forget work, and those that blocked.
+	enters, forgetEnters, sleeps uint64
+	forgetWork                   bool // forget work since the last enter returned
 }
 
 // Errors of the model's rings.
@@ -117,7 +122,11 @@ func (c *Conn) NewRing(cfg ring.RingConfig) (ring.QueueRing, error) {
 	if cfg.Depth <= 0 {
 		return nil, fmt.Errorf("kmodel: queue depth %d: %w", cfg.Depth, syscall.EINVAL)
 	}
-	return &modelRing{c: c, qid: cfg.Qid, sqCap: cfg.Depth + 2, sig: make(chan struct{}, 1)}, nil
+	r := &modelRing{c: c, qid: cfg.Qid, sqCap: cfg.Depth + 2, sig: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.rings = append(c.rings, r)
+	c.mu.Unlock()
+	return r, nil
 }
 
 func (r *modelRing) signal() {
@@ -152,9 +161,13 @@ func (r *modelRing) queue(s sqe) error {
 
 // SubmitAndWait implements ring.QueueRing: every queued command is
 // processed as io_uring_enter would, task work runs, and it then blocks
-// until a completion is there or Wake is called.
+// until a completion is there or Wake is called. It counts as one
+// io_uring_enter however long it waits.
 func (r *modelRing) SubmitAndWait() error {
 	c := r.c
+	c.mu.Lock()
+	r.enters++
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		if r.closed {
@@ -169,9 +182,21 @@ func (r *modelRing) SubmitAndWait() error {
 		r.runTaskWork()
 		if r.cq.len() > 0 || r.woken {
 			r.woken = false
+			if r.forgetWork {
+				r.forgetEnters++
+				r.forgetWork = false
+			}
 			c.mu.Unlock()
 			return nil
 		}
+		c.mu.Unlock()
+		select {
+		case <-r.sig:
+			continue
+		default:
+		}
+		c.mu.Lock()
+		r.sleeps++
 		c.mu.Unlock()
 		<-r.sig
 	}
@@ -435,6 +460,9 @@ func (c *Conn) commitFetch(r *modelRing, s sqe, tag int) int32 {
 	q.setState(ent, FRRS_COMMIT)
 	ent.owner, ent.tag = r, tag
 	q.st.commits++
+	if req.forgets != nil {
+		r.forgetWork = true
+	}
 	c.uringCommit(ent, req)
 	c.nextRequest(ent)
 	return cmdParked
@@ -593,6 +621,7 @@ func (c *Conn) deliver(ent *kent) {
 		q.st.cqes++
 	}
 	if req.forgets != nil {
+		ent.owner.forgetWork = true
 		q.st.forgetMsgs++
 		q.st.forgets += uint64(len(req.forgets))
 		for _, f := range req.forgets {

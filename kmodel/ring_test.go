@@ -650,3 +650,61 @@ func TestPatchedForgetPolicies(t *testing.T) {
 		}
 	})
 }
+
+// The rings count io_uring_enter calls, not commands: a call submits every
+// queued commit and returns every completion there is, and those that
+// carried forget work are counted apart; a call that has to wait counts as
+// a sleep.
+func TestRingEnters(t *testing.T) {
+	mc := uringConn(t, kmodel.Config{Patched: true})
+	r0, r1 := newRing(t, mc.m, 0, 3), newRing(t, mc.m, 1, 1)
+	for i := range 3 {
+		r0.register(i, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	}
+	r1.register(0, 0)
+	r0.expect()
+	r1.expect()
+	before := mc.m.Stats().Queues[0]
+	for i := range 3 {
+		mc.m.Forget(0, uint64(100+i), 1)
+	}
+	if got := r0.flush(); len(got) != 3 {
+		t.Fatalf("one enter returns the three forgets: %+v", got)
+	}
+	for i := range 3 {
+		r0.answer(i, 0, r0.in(i).Unique, nil)
+		r0.commit(i, r0.in(i).Unique)
+	}
+	r0.expect()
+	q := mc.m.Stats().Queues[0]
+	if d := q.Enters - before.Enters; d != 2 || q.ForgetEnters-before.ForgetEnters != 2 {
+		t.Errorf("3 forgets: %d enters (%d with forget work), want 2 and 2", d, q.ForgetEnters-before.ForgetEnters)
+	}
+	if q.CQEs-before.CQEs != 3 || q.ForgetCommits-before.ForgetCommits != 3 {
+		t.Errorf("3 forgets: %d CQEs, %d commits, want 3 and 3", q.CQEs-before.CQEs, q.ForgetCommits-before.ForgetCommits)
+	}
+	// A call with nothing to return sleeps until a request arrives.
+	done := make(chan error, 1)
+	go func() { done <- r0.r.SubmitAndWait() }()
+	eventually(t, "the enter sleeps", func() bool { return mc.m.Stats().Queues[0].Sleeps > q.Sleeps })
+	call := mc.m.Start(0, kmodel.Getattr(1))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := r0.cqes[:r0.r.Reap(r0.cqes)]
+	if len(got) != 1 || r0.in(got[0].Entry).Opcode != wire.FUSE_GETATTR {
+		t.Fatalf("%+v", got)
+	}
+	e := got[0].Entry
+	var attr wire.AttrOut
+	r0.answer(e, 0, r0.in(e).Unique, wire.AsBytes(&attr))
+	r0.commit(e, r0.in(e).Unique)
+	r0.expect()
+	if _, err := call.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	q2 := mc.m.Stats().Queues[0]
+	if q2.Enters-q.Enters != 2 || q2.ForgetEnters != q.ForgetEnters || q2.Sleeps-q.Sleeps != 1 {
+		t.Errorf("GETATTR: %d enters, %d with forget work, %d sleeps; want 2, 0, 1", q2.Enters-q.Enters, q2.ForgetEnters-q.ForgetEnters, q2.Sleeps-q.Sleeps)
+	}
+}

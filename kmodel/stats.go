@@ -37,6 +37,10 @@ type DevStats struct {
 	// ForgetMsgs and BatchForgetMsgs count FORGET and BATCH_FORGET
 	// messages read; Forgets the forgets they carried.
 	ForgetMsgs, BatchForgetMsgs, Forgets uint64
+	// Reads counts read(2) calls on /dev/fuse, one system call each;
+	// Sleeps the times a reader blocked for want of a message (a task
+	// switch each, and another when it is woken).
+	Reads, Sleeps uint64
 }
 
 // QueueStats count one ring queue.
@@ -73,6 +77,14 @@ type QueueStats struct {
 	// since the queue's first REGISTER: two snapshots give the mean over
 	// the time between them.
 	ForgetHeldSeconds float64
+
+	// Enters counts io_uring_enter calls (SubmitAndWait) of the rings
+	// made for this qid: one system call each, however many commands it
+	// submits and completions it returns. ForgetEnters counts those that
+	// carried forget work: that submitted the commit of a forget message
+	// or returned with the completion of one posted. Sleeps counts the
+	// calls that blocked for want of a completion (a task switch each).
+	Enters, ForgetEnters, Sleeps uint64
 }
 
 // queueCounters are a queue's counters, under the connection's lock.
@@ -127,5 +139,18 @@ func (c *Conn) Stats() Stats {
 			qs.ForgetHeldMean = qs.ForgetHeldSeconds / span
 		}
 	}
+	c.ringCounts(st.Queues)
 	return st
+}
+
+// ringCounts adds the io_uring_enter counts of the rings to qs, by qid.
+func (c *Conn) ringCounts(qs []QueueStats) {
+	for _, r := range c.rings {
+		if r.qid >= 0 && r.qid < len(qs) {
+			q := &qs[r.qid]
+			q.Enters += r.enters
+			q.ForgetEnters += r.forgetEnters
+			q.Sleeps += r.sleeps
+		}
+	}
 }
