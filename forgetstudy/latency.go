@@ -6,10 +6,15 @@ import (
 	"time"
 )
 
-// IO is one completed read from a fio latency log.
+// IO is one completed read, from a fio latency log or a model's reader.
+// Windows select reads by T, the time the read was issued, so that a read
+// stuck behind a storm counts in the window it was issued in, not in a
+// later one when it finally completes (or in none, if it completes after
+// the last window).
 type IO struct {
-	// T is the completion time in Unix nanoseconds. fio logs whole
-	// milliseconds, so T is a multiple of 1e6.
+	// T is the issue time in Unix nanoseconds. fio logs the completion
+	// time in whole milliseconds, and ParseLatLog subtracts the latency
+	// from it: T is then good to a millisecond.
 	T int64
 	// Lat is the completion latency.
 	Lat time.Duration
@@ -27,8 +32,8 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// Window summarizes the reads of ios (sorted by T) that completed in
-// [from, to), Unix nanoseconds.
+// Window summarizes the reads of ios (sorted by T) issued in [from, to),
+// Unix nanoseconds.
 func Window(ios []IO, from, to int64) Latency {
 	l := Latency{Span: time.Duration(to - from)}
 	if to <= from {
@@ -92,8 +97,8 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// sortIOs sorts by completion time; fio logs in completion order per job,
-// but sort anyway so that windows can binary-search.
+// sortIOs sorts by issue time, which fio's completion-ordered log is not
+// in, so that windows can binary-search.
 func sortIOs(ios []IO) {
 	slices.SortStableFunc(ios, func(a, b IO) int { return cmp64(a.T, b.T) })
 }

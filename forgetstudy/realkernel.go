@@ -147,6 +147,9 @@ func (k *kernelPolicy) Run(ctx context.Context, p Params) (res Result, err error
 
 // measure runs the experiment on a mounted session.
 func (k *kernelPolicy) measure(ctx context.Context, p Params, sess *session.Session, mnt, logs string, res Result) (Result, error) {
+	if p.Read.Depth > 1 {
+		res.Notes = append(res.Notes, fmt.Sprintf("read depth %d not applied: fio runs psync at depth 1", p.Read.Depth))
+	}
 	srv := sess.Server()
 	fioFile := filepath.Join(mnt, fioFileName)
 
