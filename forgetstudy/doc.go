@@ -30,7 +30,8 @@
 //     and the kernel queues one forget each. fio writes a per-I/O
 //     completion-latency log with Unix-epoch millisecond timestamps, so
 //     read latency can be cut into windows after the drop_caches write;
-//     windows take reads by issue time (logged time less latency).
+//     a window takes the reads in flight during it (issue time = logged
+//     time less latency).
 //  4. While the storm fio runs, a goroutine polls the server's live node
 //     count every millisecond (drain detection) and every 10 ms records
 //     live nodes, forgets received, VmRSS and the Go heap

@@ -294,8 +294,9 @@ func TestRegistryAndReport(t *testing.T) {
 	}
 }
 
-// A read stuck behind a storm counts in the window it was issued in: the
-// log gives its completion time, long after that window.
+// A read stuck behind a storm counts in the window it was issued in (the
+// log gives its completion time, long after that window) and in every
+// window it is in flight during.
 func TestLatLogWindowsByIssue(t *testing.T) {
 	ms := int64(time.Millisecond)
 	// Reads issued at 999.9, 1001 and 1001.9 ms; the second takes 500 ms
@@ -307,10 +308,14 @@ func TestLatLogWindowsByIssue(t *testing.T) {
 	}
 	w := Window(ios, 999*ms, 1010*ms)
 	if w.N != 3 || w.P99 != 500*time.Millisecond {
-		t.Errorf("reads issued in [999, 1010) ms: %+v, want all 3 with p99 500ms", w)
+		t.Errorf("reads in flight in [999, 1010) ms: %+v, want all 3 with p99 500ms", w)
 	}
-	if w := Window(ios, 1010*ms, 1600*ms); w.N != 0 {
-		t.Errorf("reads issued in [1010, 1600) ms: %+v, want none (the slow read completed there)", w)
+	// The slow read is in flight from 1001 to 1501 ms.
+	if w := Window(ios, 1010*ms, 1600*ms); w.N != 1 || w.IOPS != 0 {
+		t.Errorf("[1010, 1600) ms: %+v, want the slow read in flight, none issued", w)
+	}
+	if w := Window(ios, 1502*ms, 1600*ms); w.N != 0 {
+		t.Errorf("[1502, 1600) ms: %+v, want none", w)
 	}
 	if ios[1].Lat != 500*time.Millisecond || ios[1].T != 1001*ms {
 		t.Errorf("order by issue time: %+v", ios)

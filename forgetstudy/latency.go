@@ -7,10 +7,12 @@ import (
 )
 
 // IO is one completed read, from a fio latency log or a model's reader.
-// Windows select reads by T, the time the read was issued, so that a read
-// stuck behind a storm counts in the window it was issued in, not in a
-// later one when it finally completes (or in none, if it completes after
-// the last window).
+// A window counts the reads in flight during it: issued before its end
+// and completed at or after its start. A read stuck behind a storm thus
+// counts in the window it was issued in, not only in a later one when it
+// finally completes (or in none, if it completes after the last window),
+// and a read issued just before the storm and stuck through it counts in
+// the storm's windows too.
 type IO struct {
 	// T is the issue time in Unix nanoseconds. fio logs the completion
 	// time in whole milliseconds, and ParseLatLog subtracts the latency
@@ -32,9 +34,15 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// Window summarizes the reads of ios (sorted by T) issued in [from, to),
-// Unix nanoseconds.
+// Window summarizes the reads of ios (sorted by T) in flight during
+// [from, to), Unix nanoseconds: issued before to and completed at or after
+// from. Its IOPS counts the reads issued in the window.
 func Window(ios []IO, from, to int64) Latency {
+	return window(ios, from, to, maxLat(ios))
+}
+
+// window is Window for ios whose latencies are at most longest.
+func window(ios []IO, from, to int64, longest time.Duration) Latency {
 	l := Latency{Span: time.Duration(to - from)}
 	if to <= from {
 		l.Span = 0
@@ -42,6 +50,12 @@ func Window(ios []IO, from, to int64) Latency {
 	}
 	lo, hi := windowBounds(ios, from, to)
 	lat := make([]time.Duration, 0, hi-lo)
+	// Reads issued before from and still in flight at from.
+	for i := lo - 1; i >= 0 && ios[i].T >= from-int64(longest); i-- {
+		if ios[i].T+int64(ios[i].Lat) >= from {
+			lat = append(lat, ios[i].Lat)
+		}
+	}
 	for _, io := range ios[lo:hi] {
 		lat = append(lat, io.Lat)
 	}
@@ -49,8 +63,17 @@ func Window(ios []IO, from, to int64) Latency {
 	l.N = len(lat)
 	l.P50 = Percentile(lat, 50)
 	l.P99 = Percentile(lat, 99)
-	l.IOPS = float64(l.N) / l.Span.Seconds()
+	l.IOPS = float64(hi-lo) / l.Span.Seconds()
 	return l
+}
+
+// maxLat returns the longest latency in ios.
+func maxLat(ios []IO) time.Duration {
+	var m time.Duration
+	for _, io := range ios {
+		m = max(m, io.Lat)
+	}
+	return m
 }
 
 // windowBounds returns the index range of ios (sorted by T) with
@@ -82,8 +105,9 @@ func WindowSeries(ios []IO, origin, from, to int64, width time.Duration) []LatPo
 	// First window start at or before from, on the origin grid.
 	start := origin + floorDiv(from-origin, w)*w
 	var pts []LatPoint
+	longest := maxLat(ios)
 	for s := start; s < to; s += w {
-		l := Window(ios, s, s+w)
+		l := window(ios, s, s+w, longest)
 		pts = append(pts, LatPoint{T: time.Duration(s - origin), N: l.N, P99: l.P99})
 	}
 	return pts

@@ -300,16 +300,17 @@ func (p Params) logf(format string, args ...any) {
 	}
 }
 
-// Latency summarizes the reads issued in one window (see [IO]).
+// Latency summarizes the reads in flight during one window (see [IO]).
 type Latency struct {
-	// N is the number of reads issued in the window; zero means
-	// no data (the percentiles are then meaningless).
+	// N is the number of reads in flight during the window (issued
+	// before its end, completed at or after its start); zero means no
+	// data (the percentiles are then meaningless).
 	N int
 	// Span is the window's length.
 	Span time.Duration
 	// P50 and P99 are nearest-rank percentiles of completion latency.
 	P50, P99 time.Duration
-	// IOPS is N divided by Span.
+	// IOPS is the reads issued in the window divided by Span.
 	IOPS float64
 }
 
@@ -341,7 +342,7 @@ type NodePoint struct {
 type LatPoint struct {
 	// T is the window's start, relative to the drop_caches write.
 	T time.Duration
-	// N is the number of reads issued in the window.
+	// N is the number of reads in flight during the window.
 	N int
 	// P99 is their nearest-rank 99th percentile (0 if N is 0).
 	P99 time.Duration
@@ -388,6 +389,10 @@ type Result struct {
 	// whether it could.
 	RingEnters      uint64
 	RingEntersKnown bool
+	// RingForgetQueues is the number of ring queues forgets travelled on,
+	// when the model can tell (0 otherwise): the kernel queues a forget
+	// on the evicting task's CPU queue, so drop_caches loads one.
+	RingForgetQueues int
 	// EntriesHeldMean and EntriesHeldMax are the ring entries occupied by
 	// forgets (time-averaged over the storm, and the peak); zero when no
 	// forget travelled on the ring.
@@ -418,7 +423,7 @@ type Result struct {
 	// it; StormWhole from the trigger to the drain (or to fio's end, if
 	// the drain took longer: see Notes).
 	Baseline, PreStorm, Storm100ms, Storm1s, StormWhole Latency
-	// Forgetting is the reads issued while forgets arrived, from
+	// Forgetting is the reads in flight while forgets arrived, from
 	// FirstForget to LastForget: the window in which forget transport
 	// can compete with reads.
 	Forgetting Latency
