@@ -153,6 +153,17 @@ func Daemon(ctx context.Context, f func() syscall.Errno) syscall.Errno {
 	return f()
 }
 
+// Owner returns the user ID that an object made under [Run] for ctx's
+// request belongs to: the caller's, or the daemon's own where Run cannot
+// switch.
+func Owner(ctx context.Context) uint32 {
+	self.once.Do(loadSelf)
+	if !self.supported {
+		return self.uid
+	}
+	return ringfuse.CallerOf(ctx).UID
+}
+
 // groupsOf returns the supplementary groups c acts with. Root's access
 // does not depend on its groups (it keeps its capabilities), so only other
 // users need theirs.

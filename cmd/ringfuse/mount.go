@@ -52,6 +52,10 @@ Options (-o, comma separated, libfuse style):
   io_uring_q_depth=N     ring entries per CPU queue (default 8)
   io_uring_threads=N     threads (each with its own ring) per CPU queue (default 1)
   io_uring_forget        ask a 7.46 kernel to deliver FORGET over the ring
+  io_uring_small_ents=N  of each queue's entries, N get a small payload buffer
+                         (needs the series' uring_small_ents kernel parameter)
+  io_uring_small_payload=BYTES
+                         payload size of those entries (default 8192)
   io_uring_single_issuer, io_uring_defer_taskrun, io_uring_coop_taskrun,
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
@@ -74,6 +78,8 @@ type config struct {
 	uring        bool
 	uringDepth   int
 	uringForgt   bool
+	uringSmall   int
+	uringSmallSz int
 	uringThreads int
 	uringSetup   []string // io_uring setup flags by option name
 	fdCache      int
@@ -160,6 +166,10 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
+		case "io_uring_small_ents":
+			c.uringSmall, err = num()
+		case "io_uring_small_payload":
+			c.uringSmallSz, err = num()
 		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle", "io_uring_file_io", "io_uring_no_file_io":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
@@ -181,7 +191,7 @@ func parseOptions(words []string, source string) (*config, error) {
 		// kernel walks a cached name without one.
 		c.session.Server.EntryTimeout = -1
 	}
-	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
+	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || c.uringSmall > 0 || c.uringSmallSz > 0 || len(c.uringSetup) > 0) && !c.uring {
 		return nil, errors.New("the io_uring_* options need -o io_uring")
 	}
 	return c, nil

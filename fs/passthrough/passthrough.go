@@ -510,9 +510,13 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, res
 		closeFd(fd)
 		return e
 	}
-	if e := fs.fixMode(ctx, fd, &st, restore); e != 0 {
-		closeFd(fd)
-		return e
+	// The name was resolved again after the make: it may name another
+	// object by now, which must not get the daemon's chmod.
+	if st.Mode&unix.S_IFMT == typ && st.Uid == creds.Owner(ctx) {
+		if e := fs.fixMode(ctx, fd, &st, restore); e != 0 {
+			closeFd(fd)
+			return e
+		}
 	}
 	n, e := fs.nodeAt(ctx, fd, &st)
 	if e != 0 {

@@ -336,7 +336,11 @@ func do(o op) result {
 		}
 		out = fmt.Sprint(n, " ", viaS)
 	default:
-		err = fmt.Errorf("unknown op %q", o.Op)
+		if f, ok := loopOps[o.Op]; ok {
+			out, err = f(o)
+		} else {
+			err = fmt.Errorf("unknown op %q", o.Op)
+		}
 	}
 	return result{Err: errName(err), Out: out}
 }

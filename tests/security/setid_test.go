@@ -149,14 +149,21 @@ var setidScenarios = []scenario{
 }
 
 // TestSetID checks set-user-ID and set-group-ID bits on a mount with
-// allow_other and default_permissions against a native directory of the
-// same filesystem.
+// allow_other, with and without default_permissions, against a native
+// directory of the same filesystem.
 func TestSetID(t *testing.T) {
 	for _, tr := range testmount.Transports {
-		t.Run(tr, func(t *testing.T) {
-			src := newSource(t)
-			m := mountPT(t, tr, src, mount.Options{AllowOther: true, DefaultPermissions: true}, server.Options{})
-			runScenarios(t, setidScenarios, nativeDir(t), m)
-		})
+		for _, dp := range []bool{true, false} {
+			name, so := tr, server.Options{}
+			if !dp {
+				// See TestPermissionsWithoutDefaultPermissions.
+				name, so = tr+"/no-default-permissions", server.Options{EntryTimeout: -1}
+			}
+			t.Run(name, func(t *testing.T) {
+				src := newSource(t)
+				m := mountPT(t, tr, src, mount.Options{AllowOther: true, DefaultPermissions: dp}, so)
+				runScenarios(t, setidScenarios, nativeDir(t), m)
+			})
+		}
 	}
 }
