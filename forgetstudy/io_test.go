@@ -320,4 +320,8 @@ func TestLatLogWindowsByIssue(t *testing.T) {
 	if ios[1].Lat != 500*time.Millisecond || ios[1].T != 1001*ms {
 		t.Errorf("order by issue time: %+v", ios)
 	}
+	// The log ends with the slow read's completion, not its issue.
+	if end := lastDone(ios); end != 1501*ms {
+		t.Errorf("log ends at %d ms, want 1501", end/ms)
+	}
 }

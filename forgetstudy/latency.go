@@ -67,6 +67,17 @@ func window(ios []IO, from, to int64, longest time.Duration) Latency {
 	return l
 }
 
+// lastDone returns the completion time of the read of ios that completed
+// last, in Unix nanoseconds: where a log ends (its last read issued may
+// have been stuck past the others).
+func lastDone(ios []IO) int64 {
+	var t int64
+	for _, io := range ios {
+		t = max(t, io.T+int64(io.Lat))
+	}
+	return t
+}
+
 // maxLat returns the longest latency in ios.
 func maxLat(ios []IO) time.Duration {
 	var m time.Duration

@@ -89,6 +89,14 @@ type Config struct {
 	// forgets wait on the list until the oldest waited this long (a timer,
 	// as the kernel's delayed work), then all of them go.
 	UringForgetDelay time.Duration
+	// UringSmallEnts is uring_small_ents (0006): REGISTER accepts payload
+	// buffers below max_payload_sz (at least FUSE_MIN_READ_BUFFER). A
+	// request goes to an entry it fits (its payload arguments and its
+	// largest reply), small entries tried first; forgets go only to small
+	// entries when the queue has any; a free entry looks at the first 16
+	// queued requests for one that fits; the ring is ready only when every
+	// queue has a full-sized entry. Without Patched it has no effect.
+	UringSmallEnts bool
 
 	// Faults are the initial fault-injection knobs; see [Conn.SetFaults].
 	Faults Faults

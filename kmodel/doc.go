@@ -2,7 +2,8 @@
 // connection: the /dev/fuse queues and the FUSE-over-io_uring queues of
 // Linux 6.18 (protocol 7.45), optionally with the proposed 7.46 patch
 // "fuse: optional FORGET delivery over io_uring" and the forget policies of
-// the project's kernel series (kernel/SERIES.md, patches 0001-0004). It is to the channels what
+// the project's kernel series (kernel/SERIES.md, patches 0001-0004 and
+// 0006). It is to the channels what
 // httptest.ResponseRecorder is to a handler: the real server and the real
 // channel code run against it unchanged, so that the patched FORGET path,
 // fault injection and the forget study can run on a kernel without the
@@ -58,7 +59,10 @@
 // uring_forget_batch ([Config.UringForgetBatch], 0002), uring_forget_cap
 // ([Config.UringForgetCap], 0003), uring_forget_threshold and
 // uring_forget_delay_ms ([Config.UringForgetThreshold],
-// [Config.UringForgetDelay], 0004). With any of them, forgets wait on a
+// [Config.UringForgetDelay], 0004) and uring_small_ents
+// ([Config.UringSmallEnts], 0006: entries of several sizes, forgets only in
+// small ones, a request only in an entry it fits). With any of the forget
+// parameters, forgets wait on a
 // list of the evicting task's queue, and one request per queue waits in
 // the queue's request list, first in first out with ordinary requests, to
 // take them: the entry that picks it up takes one forget, or with
@@ -142,13 +146,14 @@
 //     ([QueueStats].ForgetBadCommits) but ignored.
 //   - Of the series, not modelled: allocation failures (the kernel then
 //     sends the forget, or a queue's whole list, to the /dev/fuse forget
-//     list; the model never fails to allocate), the tracepoint of 0005
-//     (the counters in [QueueStats] stand for it), and entries of several
-//     sizes (0006, uring_small_ents): every entry has max_payload_sz,
-//     forgets may take any entry, and a free entry looks at the first
-//     queued request only. The forget request's unique is assigned when
-//     an entry takes it, not when it is queued. The uring_forget_delay_ms
-//     timer holds no connection reference; it is stopped at teardown.
+//     list; the model never fails to allocate) and the tracepoint of 0005
+//     (the counters in [QueueStats] stand for it). The forget request's
+//     unique is assigned when an entry takes it, not when it is queued.
+//     The uring_forget_delay_ms timer holds no connection reference; it is
+//     stopped at teardown. A request's fit (0006) is the larger of its
+//     payload arguments and its largest reply as the model sizes them
+//     (outSpec), which for a few opcodes with variable replies may differ
+//     from the kernel's out_args.
 //   - /dev/fuse still sends forgets with the 16:8 fairness against
 //     ordinary requests (fuse_dev_do_read); the ring's forget request has
 //     none: it waits its turn among the ordinary requests, as in the

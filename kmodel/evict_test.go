@@ -99,3 +99,30 @@ func TestEvictStormPaced(t *testing.T) {
 	}
 	checkAccounting(t, r.m, r.srv)
 }
+
+// The ring channel's small entries (-o io_uring_small_ents) on a model with
+// uring_small_ents: the model accepts the small entries, the storm's
+// forgets all travel on the ring, and nothing is left over.
+func TestSmallEntriesStorm(t *testing.T) {
+	cfg := kmodel.Config{Patched: true, UringSmallEnts: true, UringForgetBatch: true}
+	r := startRig(t, rigOptions{model: cfg, ring: &ring.Options{QueueDepth: 4, SmallEntries: 2, ForgetCommit: true}})
+	names := fileNames(64)
+	lookupEverywhere(r, names)
+	for _, q := range r.m.Stats().Queues {
+		if q.Entries != 4 || q.SmallEntries != 2 {
+			t.Fatalf("queue %d: %d entries, %d small; want 4 and 2", q.Qid, q.Entries, q.SmallEntries)
+		}
+	}
+	if n := r.m.EvictStorm(context.Background(), kmodel.Storm{CPUs: []int{0}}); n != len(names) {
+		t.Fatalf("evicted %d, want %d", n, len(names))
+	}
+	if !waitForgets(r.m) {
+		t.Fatalf("forgets did not drain: %+v", r.m.Stats())
+	}
+	eventually(t, "no live nodes", func() bool { return r.srv.NodesAlive() == 0 })
+	st := r.srv.Stats()
+	if u := st.Channels["uring"]; u == nil || u.Forgets != uint64(len(names)) || st.Channels["devfuse"].Forgets != 0 {
+		t.Errorf("forgets: uring %+v, devfuse %+v", st.Channels["uring"], st.Channels["devfuse"])
+	}
+	checkAccounting(t, r.m, r.srv)
+}

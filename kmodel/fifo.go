@@ -31,6 +31,9 @@ func (f *fifo[T]) pop() T {
 	return v
 }
 
+// at returns the i-th oldest element.
+func (f *fifo[T]) at(i int) T { return f.buf[f.head+i] }
+
 // removeAt removes and returns the i-th oldest element.
 func (f *fifo[T]) removeAt(i int) T {
 	if i == 0 {

@@ -298,9 +298,9 @@ func (c *Conn) forgetCapOK(q *kqueue) bool {
 // the forgets of its list, and free entries take what they may.
 func (c *Conn) flushForgets(q *kqueue) {
 	for {
-		if !q.stopped && len(q.avail) > 0 {
-			if req := c.nextReq(q); req != nil {
-				ent := q.popAvail()
+		if !q.stopped {
+			if ent, req := c.pickEnt(q, nil); ent != nil {
+				q.removeAvail(ent)
 				c.assign(ent, req)
 				c.dispatch(ent)
 				continue
@@ -314,14 +314,15 @@ func (c *Conn) flushForgets(q *kqueue) {
 	}
 }
 
-// takeForgets is fuse_uring_take_forgets: the entry that picked up q's
-// forget request takes as many forgets of the list as it holds (one
-// without uring_forget_batch), oldest first, in a FUSE_FORGET for one and
-// a FUSE_BATCH_FORGET for more.
-func (c *Conn) takeForgets(q *kqueue) *request {
+// takeForgets is fuse_uring_take_forgets: ent, which picked up its
+// queue's forget request, takes as many forgets of the list as its payload
+// holds (one without uring_forget_batch), oldest first, in a FUSE_FORGET
+// for one and a FUSE_BATCH_FORGET for more.
+func (c *Conn) takeForgets(ent *kent) *request {
+	q := ent.q
 	limit := 1
 	if c.cfg.UringForgetBatch {
-		limit = c.ring.maxPayload / wire.SizeofForgetOne
+		limit = ent.payloadSz / wire.SizeofForgetOne
 	}
 	n := min(max(1, limit), q.forgets.len())
 	var req *request

@@ -46,12 +46,13 @@ type kring struct {
 
 // kqueue is struct fuse_ring_queue.
 type kqueue struct {
-	qid     int
-	ents    []*kent
-	avail   []*kent // ent_avail_queue; the kernel list_move()s to the head and takes the first: LIFO
-	reqs    fifo[*request]
-	fpq     map[uint64]*request
-	stopped bool
+	qid        int
+	maxPayload int // the ring's max_payload_sz
+	ents       []*kent
+	avail      []*kent // ent_avail_queue; the kernel list_move()s to the head and takes the first: LIFO
+	reqs       fifo[*request]
+	fpq        map[uint64]*request
+	stopped    bool
 	// lost holds, by commit id, the requests the server was serving when
 	// the ring was torn down, so that the commits that come too late
 	// can be told apart in the accounting (see UnsettledLookups).
@@ -64,6 +65,10 @@ type kqueue struct {
 	forgetTimer    *time.Timer          // forget_work
 	forgetTimerSet bool                 // forget_work is pending
 
+	// Entries registered with a payload buffer below max_payload_sz
+	// (uring_small_ents, 0006) and with a full-sized one.
+	nrSmall, nrLarge int
+
 	st queueCounters
 }
 
@@ -72,10 +77,13 @@ type kent struct {
 	q       *kqueue
 	hdr     *wire.UringReqHeader
 	payload []byte
-	state   EntryState
-	owner   *modelRing // ring whose command the entry holds (the task that copies)
-	tag     int        // that command's entry index, reported in its completion
-	req     *request
+	// payloadSz is min(len(payload), max_payload_sz): what a request
+	// copied into the entry may use.
+	payloadSz int
+	state     EntryState
+	owner     *modelRing // ring whose command the entry holds (the task that copies)
+	tag       int        // that command's entry index, reported in its completion
+	req       *request
 }
 
 // sqe is one queued command.
@@ -357,7 +365,7 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	}
 	q := kr.queues[qid]
 	if q == nil {
-		q = &kqueue{qid: qid, fpq: make(map[uint64]*request)}
+		q = &kqueue{qid: qid, fpq: make(map[uint64]*request), maxPayload: kr.maxPayload}
 		q.st.since = time.Now()
 		q.st.last = q.st.since
 		kr.queues[qid] = q
@@ -368,10 +376,16 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	if s.e == nil || s.e.Header == nil {
 		return -int32(syscall.EFAULT)
 	}
-	if len(s.e.Payload) < kr.maxPayload {
+	psz := len(s.e.Payload)
+	if psz < kr.maxPayload && (!c.smallEnts() || psz < wire.FUSE_MIN_READ_BUFFER) {
 		return -int32(syscall.EINVAL)
 	}
-	ent := &kent{q: q, hdr: s.e.Header, payload: s.e.Payload, owner: r, tag: tag}
+	ent := &kent{q: q, hdr: s.e.Header, payload: s.e.Payload, payloadSz: min(psz, kr.maxPayload), owner: r, tag: tag}
+	if ent.small() {
+		q.nrSmall++
+	} else {
+		q.nrLarge++
+	}
 	if c.cfg.Patched && s.flags&wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT != 0 {
 		kr.forgetCommit = true
 	}
@@ -386,10 +400,11 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	return 0
 }
 
-// isRingReady is is_ring_ready: every queue has an available entry.
+// isRingReady is is_ring_ready: every queue has an available entry, and
+// an entry that any request fits (0006).
 func (c *Conn) isRingReady(current int) bool {
 	for qid, q := range c.ring.queues {
-		if q == nil {
+		if q == nil || q.nrLarge == 0 {
 			return false
 		}
 		if qid != current && len(q.avail) == 0 {
@@ -528,12 +543,14 @@ func (c *Conn) endRing(ent *kent, errno int32, payload []byte) {
 func (c *Conn) nextRequest(ent *kent) {
 	q := ent.q
 	q.makeAvail(ent)
-	req := c.nextReq(q)
+	req := c.nextReq(ent)
 	if req != nil {
 		q.removeAvail(ent)
 		c.assign(ent, req)
 	}
-	if c.forgetsNeedReq(q) || (q.forgetReq != nil && len(q.avail) > 0) {
+	// Forgets left need another request, or requests wait while entries
+	// are free: held back by the cap, or too large for them.
+	if c.forgetsNeedReq(q) || (q.reqs.len() > 0 && len(q.avail) > 0) {
 		c.flushForgets(q)
 	}
 	if req != nil {
@@ -541,20 +558,78 @@ func (c *Conn) nextRequest(ent *kent) {
 	}
 }
 
-// nextReq is fuse_uring_next_req (0003): it takes the oldest queued
-// request, except that the forget request lets the one behind it pass
-// while forgets hold as many entries as uring_forget_cap allows.
-func (c *Conn) nextReq(q *kqueue) *request {
-	if q.reqs.len() == 0 {
-		return nil
+// fitScan is FUSE_URING_FIT_SCAN: the queued requests a free entry looks
+// at for one that fits it.
+const fitScan = 16
+
+// nextReq is fuse_uring_next_req (0003, 0006): it takes the oldest queued
+// request that fits ent, among the first fitScan; the forget request lets
+// the ones behind it pass while forgets hold as many entries as
+// uring_forget_cap allows. Without small entries every request fits.
+func (c *Conn) nextReq(ent *kent) *request {
+	q := ent.q
+	scan := fitScan
+	for i := 0; i < q.reqs.len(); i++ {
+		req := q.reqs.at(i)
+		if req == q.forgetReq && !c.forgetCapOK(q) {
+			continue
+		}
+		if c.fits(ent, req) {
+			return q.reqs.removeAt(i)
+		}
+		if scan--; scan == 0 {
+			break
+		}
 	}
-	if q.reqs.peek() != q.forgetReq || c.forgetCapOK(q) {
-		return q.reqs.pop()
+	return nil
+}
+
+// smallEnts is uring_small_ents, a parameter of the Patched kernel.
+func (c *Conn) smallEnts() bool { return c.cfg.Patched && c.cfg.UringSmallEnts }
+
+// small is fuse_uring_ent_is_small.
+func (ent *kent) small() bool { return ent.payloadSz < ent.q.maxPayload }
+
+// fits is fuse_uring_ent_fits: with entries of several sizes on the
+// queue, forgets go only to small entries and other requests to entries
+// whose payload holds their arguments and their reply.
+func (c *Conn) fits(ent *kent, req *request) bool {
+	if ent.q.nrSmall == 0 {
+		return true
 	}
-	if q.reqs.len() == 1 {
-		return nil
+	if req == ent.q.forgetReq || req.forgets != nil {
+		return ent.small()
 	}
-	return q.reqs.removeAt(1)
+	in := len(req.msg) - wire.SizeofInHeader - req.argLen
+	return max(in, req.outSize) <= ent.payloadSz
+}
+
+// pickEnt is fuse_uring_pick_ent: a free entry that fits req, small ones
+// first, most recently freed first; with req nil, a free entry and the
+// queued request it takes. The entry stays on the avail list.
+func (c *Conn) pickEnt(q *kqueue, req *request) (*kent, *request) {
+	first := 1
+	if q.nrSmall > 0 {
+		first = 0
+	}
+	for pass := first; pass < 2; pass++ {
+		for i := len(q.avail) - 1; i >= 0; i-- {
+			ent := q.avail[i]
+			if pass == 0 && !ent.small() {
+				continue
+			}
+			if req != nil {
+				if c.fits(ent, req) {
+					return ent, req
+				}
+				continue
+			}
+			if r := c.nextReq(ent); r != nil {
+				return ent, r
+			}
+		}
+	}
+	return nil, nil
 }
 
 // assign is fuse_uring_add_req_to_ring_ent: the request is filed in the
@@ -563,7 +638,7 @@ func (c *Conn) nextReq(q *kqueue) *request {
 func (c *Conn) assign(ent *kent, req *request) {
 	q := ent.q
 	if req == q.forgetReq {
-		req = c.takeForgets(q)
+		req = c.takeForgets(ent)
 	}
 	ent.req, req.ent = req, ent
 	q.setState(ent, FRRS_FUSE_REQ)
@@ -596,7 +671,7 @@ func (c *Conn) deliver(ent *kent) {
 	h := ent.hdr
 	body := req.msg[wire.SizeofInHeader:]
 	arg, payload := body[:req.argLen], body[req.argLen:]
-	if len(payload) > len(ent.payload) {
+	if len(payload) > ent.payloadSz {
 		c.endRing(ent, -int32(syscall.EIO), nil)
 		c.nextRequest(ent)
 		return
@@ -655,7 +730,8 @@ func (c *Conn) queueRing(req *request) {
 		c.fail(req, syscall.ENOTCONN)
 		return
 	}
-	if ent := q.popAvail(); ent != nil {
+	if ent, _ := c.pickEnt(q, req); ent != nil {
+		q.removeAvail(ent)
 		c.assign(ent, req)
 		c.dispatch(ent)
 		return
@@ -732,18 +808,6 @@ func (c *Conn) ringTeardown() {
 func (q *kqueue) makeAvail(ent *kent) {
 	q.setState(ent, FRRS_AVAILABLE)
 	q.avail = append(q.avail, ent)
-}
-
-// popAvail takes the entry made available last.
-func (q *kqueue) popAvail() *kent {
-	n := len(q.avail)
-	if n == 0 {
-		return nil
-	}
-	ent := q.avail[n-1]
-	q.avail[n-1] = nil
-	q.avail = q.avail[:n-1]
-	return ent
 }
 
 func (q *kqueue) removeAvail(ent *kent) {

@@ -708,3 +708,87 @@ func TestRingEnters(t *testing.T) {
 		t.Errorf("GETATTR: %d enters, %d with forget work, %d sleeps; want 2, 0, 1", q2.Enters-q.Enters, q2.ForgetEnters-q.ForgetEnters, q2.Sleeps-q.Sleeps)
 	}
 }
+
+// uring_small_ents (0006): small entries take forgets and the requests
+// they fit; large requests wait for a large entry; the ring is ready only
+// when every queue has a large one.
+func TestPatchedSmallEntries(t *testing.T) {
+	small := func(r *mring, i int) { r.ents[i].Payload = r.ents[i].Payload[:wire.FUSE_MIN_READ_BUFFER] }
+	t.Run("refused", func(t *testing.T) {
+		mc := uringConn(t, kmodel.Config{Patched: true})
+		r0 := newRing(t, mc.m, 0, 1)
+		small(r0, 0)
+		r0.register(0, 0)
+		r0.expect(cqe(0, syscall.EINVAL))
+	})
+	mc := uringConn(t, kmodel.Config{Patched: true, UringSmallEnts: true, UringForgetBatch: true})
+	r0, r1 := newRing(t, mc.m, 0, 3), newRing(t, mc.m, 1, 1)
+	small(r0, 1)
+	small(r0, 2)
+	r0.register(1, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r0.register(2, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r1.register(0, 0)
+	r0.expect()
+	r1.expect()
+	if st := mc.m.Stats(); st.Ready || st.Queues[0].SmallEntries != 2 {
+		t.Fatalf("ready without a large entry on queue 0: %+v", st)
+	}
+	r0.register(0, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r0.expect()
+	if !mc.m.Stats().Ready {
+		t.Fatal("not ready with a large entry on every queue")
+	}
+	// A 64 KiB READ fits only the large entry, even though a small one
+	// was freed last.
+	read := mc.m.Start(0, kmodel.Read(5, 1, 0, 64<<10))
+	got := r0.flush()
+	if len(got) != 1 || got[0].Entry != 0 || r0.in(0).Opcode != wire.FUSE_READ {
+		t.Fatalf("READ went to %+v", got)
+	}
+	// Forgets go to small entries only: one each as they arrive, and
+	// then the rest wait for one in a batch.
+	for i := range 5 {
+		mc.m.Forget(0, uint64(100+i), 1)
+	}
+	got = r0.flush()
+	if len(got) != 2 || got[0].Entry == 0 || got[1].Entry == 0 {
+		t.Fatalf("forgets went to %+v", got)
+	}
+	// Queued: the forget request (3 forgets), a GETATTR, a 64 KiB READ.
+	ga := mc.m.Start(0, kmodel.Getattr(1))
+	read2 := mc.m.Start(0, kmodel.Read(5, 1, 0, 64<<10))
+	commitNext := func(i int) wire.InHeader {
+		t.Helper()
+		r0.answer(i, 0, r0.in(i).Unique, nil)
+		r0.commit(i, r0.in(i).Unique)
+		r0.expect(cqe(i, 0))
+		return r0.in(i)
+	}
+	if in := commitNext(1); in.Opcode != wire.FUSE_BATCH_FORGET || wire.View[wire.BatchForgetIn](r0.ents[1].Header.OpIn[:]).Count != 3 {
+		t.Fatalf("entry 1 took %v", in.Opcode)
+	}
+	if in := commitNext(2); in.Opcode != wire.FUSE_GETATTR {
+		t.Fatalf("entry 2 took %v, want the GETATTR (the READ does not fit)", in.Opcode)
+	}
+	r0.answer(1, 0, r0.in(1).Unique, nil)
+	r0.commit(1, r0.in(1).Unique)
+	r0.expect()
+	if q := mc.m.Stats().Queues[0]; q.Backlog != 1 || q.States[kmodel.FRRS_AVAILABLE] != 1 {
+		t.Fatalf("the second READ must wait for the large entry: %+v", q)
+	}
+	r0.answer(0, 0, r0.in(0).Unique, make([]byte, 100))
+	r0.commit(0, r0.in(0).Unique)
+	r0.expect(cqe(0, 0))
+	if in := r0.in(0); in.Opcode != wire.FUSE_READ {
+		t.Fatalf("the large entry took %v, want the waiting READ", in.Opcode)
+	}
+	if _, err := read.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	mc.m.Unmount()
+	for _, k := range []*kmodel.Call{ga, read2} {
+		if _, err := k.Wait(); err == nil {
+			t.Error("a request in flight at unmount succeeded")
+		}
+	}
+}

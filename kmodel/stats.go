@@ -50,6 +50,9 @@ type QueueStats struct {
 	// (indexed by EntryState).
 	Entries int
 	States  [numStates]int
+	// SmallEntries counts the registered entries with a payload buffer
+	// below max_payload_sz (uring_small_ents).
+	SmallEntries int
 	// Backlog counts requests waiting for an entry; ForgetBacklog forgets
 	// waiting on the queue's forget list (patches 0002-0004).
 	Backlog, ForgetBacklog int
@@ -126,6 +129,7 @@ func (c *Conn) Stats() Stats {
 		}
 		s := &q.st
 		qs.Entries = len(q.ents)
+		qs.SmallEntries = q.nrSmall
 		qs.States = s.states
 		qs.Backlog = q.reqs.len()
 		qs.ForgetBacklog = q.forgets.len()

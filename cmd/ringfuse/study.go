@@ -15,8 +15,8 @@ import (
 	"ringfuse/forgetstudy"
 	// The model policies (model-devfuse, model-uring-forgets-on-devfuse,
 	// model-patch-v3, model-batched, model-capped, model-batched-capped,
-	// model-held-back): -policies model runs them, -policies all runs
-	// them too.
+	// model-held-back, model-small-ents): -policies model runs them,
+	// -policies all runs them too.
 	"ringfuse/forgetstudy/model"
 )
 

@@ -66,10 +66,11 @@ const (
 	NameCapped                = "model-capped"
 	NameBatchedCap            = "model-batched-capped"
 	NameHeldBack              = "model-held-back"
+	NameSmallEnts             = "model-small-ents"
 )
 
 // Names lists the model policies in registration order.
-var Names = []string{NameDevFuse, NameUringForgetsOnDevFuse, NamePatchV3, NameBatched, NameCapped, NameBatchedCap, NameHeldBack}
+var Names = []string{NameDevFuse, NameUringForgetsOnDevFuse, NamePatchV3, NameBatched, NameCapped, NameBatchedCap, NameHeldBack, NameSmallEnts}
 
 // Settings of the model runs.
 const (
@@ -104,6 +105,7 @@ type Policy struct {
 	entryCap   int           // uring_forget_cap
 	threshold  int           // uring_forget_threshold
 	delay      time.Duration // uring_forget_delay_ms
+	smallEnts  bool          // uring_small_ents, half of each queue's entries small
 }
 
 // Name implements forgetstudy.Policy.
@@ -125,6 +127,7 @@ func Policies() []Policy {
 		{name: NameCapped, patched: true, optIn: true, entryCap: EntryCap, desc: "kmodel, uring_forget_cap=" + strconv.Itoa(EntryCap) + " (0003): one FORGET per entry, at most " + strconv.Itoa(EntryCap) + " entry per queue holds forgets, the rest wait on the list"},
 		{name: NameBatchedCap, patched: true, optIn: true, batch: true, entryCap: EntryCap, desc: "kmodel, uring_forget_batch=Y, uring_forget_cap=" + strconv.Itoa(EntryCap) + ": BATCH_FORGETs in at most " + strconv.Itoa(EntryCap) + " entry per queue"},
 		{name: NameHeldBack, patched: true, optIn: true, batch: true, threshold: HoldThreshold, delay: HoldDelay, desc: "kmodel, uring_forget_batch=Y, uring_forget_threshold=" + strconv.Itoa(HoldThreshold) + ", uring_forget_delay_ms=" + strconv.Itoa(int(HoldDelay/time.Millisecond)) + " (0004): forgets held back, then batched"},
+		{name: NameSmallEnts, patched: true, optIn: true, batch: true, smallEnts: true, desc: "kmodel, uring_forget_batch=Y, uring_small_ents=Y (0006): half of each queue's entries have 8 KiB payloads and take the forgets and the small requests"},
 	}
 }
 
@@ -167,7 +170,7 @@ type rig struct {
 }
 
 func (p Policy) start(ctx context.Context, fsys *memFS, nq, depth int) (*rig, error) {
-	m, err := kmodel.New(kmodel.Config{NrQueues: nq, Patched: p.patched,
+	m, err := kmodel.New(kmodel.Config{NrQueues: nq, Patched: p.patched, UringSmallEnts: p.smallEnts,
 		UringForgetBatch: p.batch, UringForgetCap: p.entryCap, UringForgetThreshold: p.threshold, UringForgetDelay: p.delay})
 	if err != nil {
 		return nil, err
@@ -178,7 +181,11 @@ func (p Policy) start(ctx context.Context, fsys *memFS, nq, depth int) (*rig, er
 	if p.noRing {
 		wait = wait[:1]
 	} else {
-		r.ch = ring.New(-1, &ring.Options{NewRing: m.NewRing, Queues: nq, QueueDepth: depth, ForgetCommit: p.optIn, NoAffinity: true})
+		ro := &ring.Options{NewRing: m.NewRing, Queues: nq, QueueDepth: depth, ForgetCommit: p.optIn, NoAffinity: true}
+		if p.smallEnts && depth >= 2 {
+			ro.SmallEntries = depth / 2
+		}
+		r.ch = ring.New(-1, ro)
 		so.Transport = r.ch
 	}
 	r.srv = server.New(fsys, so)
