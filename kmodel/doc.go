@@ -62,13 +62,12 @@
 // [Config.UringForgetDelay], 0004) and uring_small_ents
 // ([Config.UringSmallEnts], 0006: entries of several sizes, forgets only in
 // small ones, a request only in an entry it fits). With any of the forget
-// parameters, forgets wait on a
-// list of the evicting task's queue, and one request per queue waits in
-// the queue's request list, first in first out with ordinary requests, to
-// take them: the entry that picks it up takes one forget, or with
-// uring_forget_batch as many as its payload holds (max_payload_sz / 16);
-// forgets arriving meanwhile join it; while the cap is reached it lets the
-// request behind it pass.
+// parameters, forgets wait on a list of the evicting task's queue, and one
+// request per queue waits in the queue's request list, first in first out
+// with ordinary requests, to take them: the entry that picks it up takes
+// one forget, or with uring_forget_batch as many as its payload holds (its
+// payload size / 16); forgets arriving meanwhile join it; while the cap is
+// reached it lets the request behind it pass.
 //
 // Evictions come from tasks on CPUs: [Conn.EvictAll] forgets every
 // evictable node at once from one CPU; [Conn.EvictStorm] paces the storm
@@ -107,6 +106,11 @@
 //     the ring holding the entry's command next calls SubmitAndWait or
 //     Reap. There is no io-wq, SQPOLL or DEFER_TASKRUN difference, the CQ
 //     never overflows, and a full SQ is an error.
+//   - Times are the Go scheduler's: a task woken through the model (a
+//     /dev/fuse reader, a ring's SubmitAndWait) runs later than a kernel
+//     wake-up would, so whatever depends on how fast the server keeps up
+//     with arrival (forgets per /dev/fuse message, entries held, backlog)
+//     is skewed towards larger batches; counts per message are exact.
 //   - One lock guards the whole connection (the kernel has fiq, fpq and
 //     per-queue locks), so interleavings are coarser than the kernel's.
 //   - io_uring_enter is counted per SubmitAndWait. Reap never enters (the
