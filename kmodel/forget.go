@@ -183,6 +183,10 @@ func (c *Conn) evictTask(ctx context.Context, cpu int, ids []uint64, first, step
 			k++
 		}
 		c.mu.Unlock()
+		// The kernel's spinlocks are fair and its eviction gives the
+		// lock up between inodes; a Go mutex re-taken at once by a task
+		// that is behind would starve the readers woken meanwhile.
+		runtime.Gosched()
 	}
 	return n
 }
