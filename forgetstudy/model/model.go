@@ -190,7 +190,8 @@ func (p Policy) start(ctx context.Context, fsys *memFS, nq, depth int) (*rig, er
 	}
 	r.srv = server.New(fsys, so)
 	wait[0] = r.srv.Initialized()
-	go func() { r.serve <- devfuse.Serve(r.srv, m.Dev(), &devfuse.Options{Readers: 2}) }()
+	// Default /dev/fuse readers, as the real-kernel policies have.
+	go func() { r.serve <- devfuse.Serve(r.srv, m.Dev(), nil) }()
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	for _, c := range wait {
