@@ -184,7 +184,9 @@ type (
 		Symlink(ctx context.Context, parent Node, name, target string, out *Entry) syscall.Errno
 	}
 	// Mknoder answers MKNOD. umask is the caller's umask, already applied
-	// by the kernel unless the filesystem handles ACLs.
+	// to mode by the kernel unless the server was started with
+	// ApplyUmask or PosixACL (then the filesystem applies it, or lets a
+	// default ACL decide).
 	Mknoder interface {
 		Mknod(ctx context.Context, parent Node, name string, mode, rdev, umask uint32, out *Entry) syscall.Errno
 	}
@@ -227,15 +229,17 @@ type (
 	// itself instead of calling Read and Write, which the io_uring channel
 	// does asynchronously on the queue's own ring: a queue then keeps many
 	// reads and writes in flight without a thread per request. AcquireFd
-	// returns the descriptor behind fh and keeps it open until
+	// returns the descriptor behind fh to read or write size bytes at off
+	// (from or into a page-aligned buffer) and keeps it open until
 	// ReleaseFd(hold); ok false sends the request to Read or Write. The
 	// filesystem must implement those too, and the descriptor must behave
-	// as they would (no O_APPEND: the kernel gives every write its offset).
+	// as they would (no O_APPEND: the kernel gives every write its offset;
+	// a descriptor with O_DIRECT only for ranges aligned as it needs).
 	// The ring channel uses it only when asked to (ring.Options.FileIO):
 	// a filesystem that embeds one with FdFiler and overrides Read would
 	// otherwise be bypassed.
 	FdFiler interface {
-		AcquireFd(fh uint64) (fd int, hold any, ok bool)
+		AcquireFd(fh uint64, off int64, size int) (fd int, hold any, ok bool)
 		ReleaseFd(hold any)
 	}
 	// StatFSer answers STATFS.

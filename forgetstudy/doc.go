@@ -29,7 +29,9 @@
 //     server, "sync; echo 2 > /proc/sys/vm/drop_caches" evicts the inodes
 //     and the kernel queues one forget each. fio writes a per-I/O
 //     completion-latency log with Unix-epoch millisecond timestamps, so
-//     read latency can be cut into windows after the drop_caches write.
+//     read latency can be cut into windows after the drop_caches write;
+//     a window takes the reads in flight during it (issue time = logged
+//     time less latency).
 //  4. While the storm fio runs, a goroutine polls the server's live node
 //     count every millisecond (drain detection) and every 10 ms records
 //     live nodes, forgets received, VmRSS and the Go heap

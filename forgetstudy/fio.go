@@ -153,7 +153,8 @@ func ParseFioJSON(out []byte) (FioReport, error) {
 // ParseLatLog parses a fio latency log written with --log_avg_msec=0: one
 // line per I/O, "time, value, ddir, bs, offset[, prio]", time in
 // milliseconds (Unix epoch with --log_unix_epoch=1) and value in
-// nanoseconds. Only reads (ddir 0) are returned, sorted by time.
+// nanoseconds. Only reads (ddir 0) are returned, with their issue times
+// (the logged time less the latency), sorted by issue time.
 func ParseLatLog(r io.Reader) ([]IO, error) {
 	var ios []IO
 	sc := bufio.NewScanner(r)
@@ -177,7 +178,8 @@ func ParseLatLog(r io.Reader) ([]IO, error) {
 		if dd != 0 {
 			continue
 		}
-		ios = append(ios, IO{T: ms * int64(time.Millisecond), Lat: time.Duration(ns)})
+		// The log has the completion time; windows want the issue time.
+		ios = append(ios, IO{T: ms*int64(time.Millisecond) - ns, Lat: time.Duration(ns)})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("fio log: %w", err)

@@ -25,10 +25,11 @@ func TestParseLatLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Issue times: the logged completion time less the latency.
 	want := []IO{
-		{T: 1795639047263 * 1e6, Lat: 77986},
-		{T: 1795639047264 * 1e6, Lat: 294441},
-		{T: 1795639047266 * 1e6, Lat: 60000},
+		{T: 1795639047263*1e6 - 77986, Lat: 77986},
+		{T: 1795639047264*1e6 - 294441, Lat: 294441},
+		{T: 1795639047266*1e6 - 60000, Lat: 60000},
 	}
 	if len(ios) != len(want) {
 		t.Fatalf("got %d reads, want %d (the write is dropped): %+v", len(ios), len(want), ios)
@@ -290,5 +291,37 @@ func TestRegistryAndReport(t *testing.T) {
 		if n := svgDoc(t, b.Bytes()); n["polyline"] == 0 {
 			t.Errorf("plot %q has no line", pl.Title)
 		}
+	}
+}
+
+// A read stuck behind a storm counts in the window it was issued in (the
+// log gives its completion time, long after that window) and in every
+// window it is in flight during.
+func TestLatLogWindowsByIssue(t *testing.T) {
+	ms := int64(time.Millisecond)
+	// Reads issued at 999.9, 1001 and 1001.9 ms; the second takes 500 ms
+	// and completes at 1501 ms, after the third.
+	log := "1000, 100000, 0, 4096, 0\n1501, 500000000, 0, 4096, 0\n1002, 100000, 0, 4096, 0\n"
+	ios, err := ParseLatLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Window(ios, 999*ms, 1010*ms)
+	if w.N != 3 || w.P99 != 500*time.Millisecond {
+		t.Errorf("reads in flight in [999, 1010) ms: %+v, want all 3 with p99 500ms", w)
+	}
+	// The slow read is in flight from 1001 to 1501 ms.
+	if w := Window(ios, 1010*ms, 1600*ms); w.N != 1 || w.IOPS != 0 {
+		t.Errorf("[1010, 1600) ms: %+v, want the slow read in flight, none issued", w)
+	}
+	if w := Window(ios, 1502*ms, 1600*ms); w.N != 0 {
+		t.Errorf("[1502, 1600) ms: %+v, want none", w)
+	}
+	if ios[1].Lat != 500*time.Millisecond || ios[1].T != 1001*ms {
+		t.Errorf("order by issue time: %+v", ios)
+	}
+	// The log ends with the slow read's completion, not its issue.
+	if end := lastDone(ios); end != 1501*ms {
+		t.Errorf("log ends at %d ms, want 1501", end/ms)
 	}
 }

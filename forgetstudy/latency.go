@@ -6,10 +6,17 @@ import (
 	"time"
 )
 
-// IO is one completed read from a fio latency log.
+// IO is one completed read, from a fio latency log or a model's reader.
+// A window counts the reads in flight during it: issued before its end
+// and completed at or after its start. A read stuck behind a storm thus
+// counts in the window it was issued in, not only in a later one when it
+// finally completes (or in none, if it completes after the last window),
+// and a read issued just before the storm and stuck through it counts in
+// the storm's windows too.
 type IO struct {
-	// T is the completion time in Unix nanoseconds. fio logs whole
-	// milliseconds, so T is a multiple of 1e6.
+	// T is the issue time in Unix nanoseconds. fio logs the completion
+	// time in whole milliseconds, and ParseLatLog subtracts the latency
+	// from it: T is then good to a millisecond.
 	T int64
 	// Lat is the completion latency.
 	Lat time.Duration
@@ -27,9 +34,15 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// Window summarizes the reads of ios (sorted by T) that completed in
-// [from, to), Unix nanoseconds.
+// Window summarizes the reads of ios (sorted by T) in flight during
+// [from, to), Unix nanoseconds: issued before to and completed at or after
+// from. Its IOPS counts the reads issued in the window.
 func Window(ios []IO, from, to int64) Latency {
+	return window(ios, from, to, maxLat(ios))
+}
+
+// window is Window for ios whose latencies are at most longest.
+func window(ios []IO, from, to int64, longest time.Duration) Latency {
 	l := Latency{Span: time.Duration(to - from)}
 	if to <= from {
 		l.Span = 0
@@ -37,6 +50,12 @@ func Window(ios []IO, from, to int64) Latency {
 	}
 	lo, hi := windowBounds(ios, from, to)
 	lat := make([]time.Duration, 0, hi-lo)
+	// Reads issued before from and still in flight at from.
+	for i := lo - 1; i >= 0 && ios[i].T >= from-int64(longest); i-- {
+		if ios[i].T+int64(ios[i].Lat) >= from {
+			lat = append(lat, ios[i].Lat)
+		}
+	}
 	for _, io := range ios[lo:hi] {
 		lat = append(lat, io.Lat)
 	}
@@ -44,8 +63,28 @@ func Window(ios []IO, from, to int64) Latency {
 	l.N = len(lat)
 	l.P50 = Percentile(lat, 50)
 	l.P99 = Percentile(lat, 99)
-	l.IOPS = float64(l.N) / l.Span.Seconds()
+	l.IOPS = float64(hi-lo) / l.Span.Seconds()
 	return l
+}
+
+// lastDone returns the completion time of the read of ios that completed
+// last, in Unix nanoseconds: where a log ends (its last read issued may
+// have been stuck past the others).
+func lastDone(ios []IO) int64 {
+	var t int64
+	for _, io := range ios {
+		t = max(t, io.T+int64(io.Lat))
+	}
+	return t
+}
+
+// maxLat returns the longest latency in ios.
+func maxLat(ios []IO) time.Duration {
+	var m time.Duration
+	for _, io := range ios {
+		m = max(m, io.Lat)
+	}
+	return m
 }
 
 // windowBounds returns the index range of ios (sorted by T) with
@@ -77,8 +116,9 @@ func WindowSeries(ios []IO, origin, from, to int64, width time.Duration) []LatPo
 	// First window start at or before from, on the origin grid.
 	start := origin + floorDiv(from-origin, w)*w
 	var pts []LatPoint
+	longest := maxLat(ios)
 	for s := start; s < to; s += w {
-		l := Window(ios, s, s+w)
+		l := window(ios, s, s+w, longest)
 		pts = append(pts, LatPoint{T: time.Duration(s - origin), N: l.N, P99: l.P99})
 	}
 	return pts
@@ -92,8 +132,8 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// sortIOs sorts by completion time; fio logs in completion order per job,
-// but sort anyway so that windows can binary-search.
+// sortIOs sorts by issue time, which fio's completion-ordered log is not
+// in, so that windows can binary-search.
 func sortIOs(ios []IO) {
 	slices.SortStableFunc(ios, func(a, b IO) int { return cmp64(a.T, b.T) })
 }

@@ -104,7 +104,9 @@ func TestWindowSeries(t *testing.T) {
 		{T: -10 * time.Millisecond, N: 5, P99: 100 * time.Microsecond}, // [990, 1000): reads 995..999
 		{T: 0, N: 10, P99: 100 * time.Microsecond},
 		{T: 10 * time.Millisecond, N: 10, P99: 9 * time.Millisecond},
-		{T: 20 * time.Millisecond, N: 5, P99: 100 * time.Microsecond},
+		// [1020, 1025): reads 1020..1024, and the spike, issued at
+		// 1012 ms and in flight until 1021 ms.
+		{T: 20 * time.Millisecond, N: 6, P99: 9 * time.Millisecond},
 	}
 	if len(pts) != len(want) {
 		t.Fatalf("%d windows, want %d: %+v", len(pts), len(want), pts)

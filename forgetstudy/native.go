@@ -79,7 +79,7 @@ func (nativePolicy) Run(ctx context.Context, p Params) (Result, error) {
 		return res, errors.New("fio baseline: empty latency log")
 	}
 	res.BaselineIOPS = rep.IOPS
-	res.Baseline = Window(ios, ios[0].T, ios[len(ios)-1].T+int64(time.Millisecond))
+	res.Baseline = Window(ios, ios[0].T, lastDone(ios)+int64(time.Millisecond))
 
 	for attempt := 1; ; attempt++ {
 		r, err := nativeStorm(ctx, p, src, file, logs, res)
@@ -145,7 +145,7 @@ func nativeStorm(ctx context.Context, p Params, src, file, logs string, res Resu
 		return res, errors.New("fio storm run: empty latency log")
 	}
 	trig, ms := trigger.UnixNano(), int64(time.Millisecond)
-	end := ios[len(ios)-1].T + ms
+	end := lastDone(ios) + ms
 	res.PreStorm = Window(ios, ios[0].T, trig)
 	res.Storm100ms = Window(ios, trig, min(trig+100*ms, end))
 	res.Storm1s = Window(ios, trig, min(trig+1000*ms, end))

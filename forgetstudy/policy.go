@@ -187,6 +187,12 @@ type ReadJob struct {
 	Runtime time.Duration
 	// Fio is the fio binary. Empty means "fio" from PATH.
 	Fio string
+	// Depth is the reads each reader keeps in flight. Zero means 1.
+	// Model policies honour it (Depth readers per CPU, back to back), so
+	// that readers above io_uring_q_depth compete with forgets for ring
+	// entries; the fio job of the real-kernel policies runs at depth 1
+	// (psync) and notes a larger Depth as not applied.
+	Depth int
 }
 
 // Params configure a study and each of its runs. The zero value, after
@@ -212,6 +218,10 @@ type Params struct {
 	// DrainTimeout bounds the wait for the live nodes to return to the
 	// baseline after the trigger. Zero means 60 s.
 	DrainTimeout time.Duration
+	// ModelCPUs is the number of CPUs, and so of ring queues, of the
+	// machine a model policy models. Zero means the possible CPUs of this
+	// machine. Real-kernel policies ignore it.
+	ModelCPUs int
 	// Runs is the number of runs of each policy. Zero means 3.
 	Runs int
 	// WorkDir holds the backing tree ("src", reused by later runs while
@@ -239,6 +249,7 @@ func (p Params) WithDefaults() Params {
 	def(&p.QueueDepth, DefaultQueueDepth)
 	def(&p.Runs, DefaultRuns)
 	def(&p.Read.BlockSize, DefaultBlockSize)
+	def(&p.Read.Depth, 1)
 	if p.Read.FileSize == 0 {
 		p.Read.FileSize = DefaultFileSize
 	}
@@ -263,6 +274,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("forgetstudy: Inodes = %d: want at least 1", p.Inodes)
 	case p.QueueDepth < 1:
 		return fmt.Errorf("forgetstudy: QueueDepth = %d: want at least 1", p.QueueDepth)
+	case p.Read.Depth < 1:
+		return fmt.Errorf("forgetstudy: read depth %d: want at least 1", p.Read.Depth)
+	case p.ModelCPUs < 0:
+		return fmt.Errorf("forgetstudy: ModelCPUs = %d: want 0 or more", p.ModelCPUs)
 	case p.Runs < 1:
 		return fmt.Errorf("forgetstudy: Runs = %d: want at least 1", p.Runs)
 	case p.Read.BlockSize < 512 || p.Read.BlockSize%512 != 0:
@@ -285,16 +300,17 @@ func (p Params) logf(format string, args ...any) {
 	}
 }
 
-// Latency summarizes the reads that completed in one window.
+// Latency summarizes the reads in flight during one window (see [IO]).
 type Latency struct {
-	// N is the number of reads that completed in the window; zero means
-	// no data (the percentiles are then meaningless).
+	// N is the number of reads in flight during the window (issued
+	// before its end, completed at or after its start); zero means no
+	// data (the percentiles are then meaningless).
 	N int
 	// Span is the window's length.
 	Span time.Duration
 	// P50 and P99 are nearest-rank percentiles of completion latency.
 	P50, P99 time.Duration
-	// IOPS is N divided by Span.
+	// IOPS is the reads issued in the window divided by Span.
 	IOPS float64
 }
 
@@ -326,7 +342,7 @@ type NodePoint struct {
 type LatPoint struct {
 	// T is the window's start, relative to the drop_caches write.
 	T time.Duration
-	// N is the number of reads that completed in the window.
+	// N is the number of reads in flight during the window.
 	N int
 	// P99 is their nearest-rank 99th percentile (0 if N is 0).
 	P99 time.Duration
@@ -373,6 +389,10 @@ type Result struct {
 	// whether it could.
 	RingEnters      uint64
 	RingEntersKnown bool
+	// RingForgetQueues is the number of ring queues forgets travelled on,
+	// when the model can tell (0 otherwise): the kernel queues a forget
+	// on the evicting task's CPU queue, so drop_caches loads one.
+	RingForgetQueues int
 	// EntriesHeldMean and EntriesHeldMax are the ring entries occupied by
 	// forgets (time-averaged over the storm, and the peak); zero when no
 	// forget travelled on the ring.
@@ -403,7 +423,7 @@ type Result struct {
 	// it; StormWhole from the trigger to the drain (or to fio's end, if
 	// the drain took longer: see Notes).
 	Baseline, PreStorm, Storm100ms, Storm1s, StormWhole Latency
-	// Forgetting is the reads that completed while forgets arrived, from
+	// Forgetting is the reads in flight while forgets arrived, from
 	// FirstForget to LastForget: the window in which forget transport
 	// can compete with reads.
 	Forgetting Latency

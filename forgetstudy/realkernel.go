@@ -147,6 +147,9 @@ func (k *kernelPolicy) Run(ctx context.Context, p Params) (res Result, err error
 
 // measure runs the experiment on a mounted session.
 func (k *kernelPolicy) measure(ctx context.Context, p Params, sess *session.Session, mnt, logs string, res Result) (Result, error) {
+	if p.Read.Depth > 1 {
+		res.Notes = append(res.Notes, fmt.Sprintf("read depth %d not applied: fio runs psync at depth 1", p.Read.Depth))
+	}
 	srv := sess.Server()
 	fioFile := filepath.Join(mnt, fioFileName)
 
@@ -184,7 +187,7 @@ func (k *kernelPolicy) measure(ctx context.Context, p Params, sess *session.Sess
 		if len(ios) == 0 {
 			return res, errors.New("fio baseline: empty latency log")
 		}
-		res.Baseline = Window(ios, ios[0].T, ios[len(ios)-1].T+int64(time.Millisecond))
+		res.Baseline = Window(ios, ios[0].T, lastDone(ios)+int64(time.Millisecond))
 		f := totalForgets(srv.Stats()) - totalForgets(st0)
 		if k.uring && srv.Stats().Requests("uring", wire.FUSE_READ.String()) == 0 {
 			// fio's reads must have used the ring, or this is not a
@@ -466,7 +469,7 @@ func (k *kernelPolicy) storm(ctx context.Context, p Params, sess *session.Sessio
 	if len(ios) == 0 {
 		return res, errors.New("fio storm run: empty latency log")
 	}
-	end := ios[len(ios)-1].T + int64(time.Millisecond)
+	end := lastDone(ios) + int64(time.Millisecond)
 	ms := int64(time.Millisecond)
 	res.PreStorm = Window(ios, ios[0].T, trig)
 	res.Storm100ms = Window(ios, trig, min(trig+100*ms, end))

@@ -357,7 +357,7 @@ func modelRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	do(kmodel.Readdir(root, dfh, 3, 4096, false))
 	do(kmodel.Releasedir(root, dfh))
 	// drop_caches
-	m.EvictAll(nil)
+	m.EvictAll(0)
 	if !waitForgets(m) {
 		t.Fatal("forgets did not drain")
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"ringfuse/wire"
 )
@@ -63,23 +64,39 @@ type Config struct {
 	// /dev/fuse forget list.
 	Patched bool
 
-	// ForgetBatchOnRing selects how a Patched kernel puts forgets on the
-	// ring. Zero is the patch itself: every forget is its own FUSE_FORGET
-	// request, queued first-in first-out with ordinary requests. K > 0 is a
-	// policy the patch lacks: forgets collect on a per-queue forget list,
-	// and an entry that comes free takes one FUSE_FORGET (one forget
-	// queued) or one FUSE_BATCH_FORGET of up to K forgets, with the same
-	// 16:8 fairness against ordinary requests as /dev/fuse.
-	ForgetBatchOnRing int
-
-	// ForgetEntryCap, if positive, is another policy the patch lacks: at
-	// most this many entries of a queue hold forgets at once. With
-	// ForgetBatchOnRing zero, a forget that would exceed the cap (entries
-	// holding forgets plus forgets queued on that queue) goes to the
-	// /dev/fuse forget list instead. With ForgetBatchOnRing > 0, forgets
-	// wait on the queue's forget list (and batch up) until a holder is
-	// committed.
-	ForgetEntryCap int
+	// The series' module parameters (kernel/SERIES.md), which select
+	// forget policies beyond patch v3 on a Patched kernel. All zero is
+	// patch 0001 alone, patch v3 as posted: every forget is a FUSE_FORGET
+	// request of its own, queued first-in first-out with ordinary
+	// requests. Any of them makes forgets wait on a list of the evicting
+	// task's queue instead, with one request per queue waiting among the
+	// ordinary requests to take them (0002).
+	//
+	// UringForgetBatch is uring_forget_batch (0002): the entry that picks
+	// up the forget request takes as many forgets as its payload holds
+	// (max_payload_sz / 16), in a FUSE_BATCH_FORGET (a FUSE_FORGET for
+	// one); without it, one forget per entry.
+	UringForgetBatch bool
+	// UringForgetCap is uring_forget_cap (0003): if positive, at most this
+	// many entries of a queue hold forgets; while the cap is reached the
+	// forget request lets the request behind it pass, and forgets wait on
+	// the list.
+	UringForgetCap int
+	// UringForgetThreshold is uring_forget_threshold (0004): if positive,
+	// forgets wait on the list until this many wait, then all of them go.
+	UringForgetThreshold int
+	// UringForgetDelay is uring_forget_delay_ms (0004): if positive,
+	// forgets wait on the list until the oldest waited this long (a timer,
+	// as the kernel's delayed work), then all of them go.
+	UringForgetDelay time.Duration
+	// UringSmallEnts is uring_small_ents (0006): REGISTER accepts payload
+	// buffers below max_payload_sz (at least FUSE_MIN_READ_BUFFER). A
+	// request goes to an entry it fits (its payload arguments and its
+	// largest reply), small entries tried first; forgets go only to small
+	// entries when the queue has any; a free entry looks at the first 16
+	// queued requests for one that fits; the ring is ready only when every
+	// queue has a full-sized entry. Without Patched it has no effect.
+	UringSmallEnts bool
 
 	// Faults are the initial fault-injection knobs; see [Conn.SetFaults].
 	Faults Faults
@@ -140,6 +157,7 @@ type Conn struct {
 	processing  map[uint64]*request
 
 	ring     *kring
+	rings    []*modelRing // every ring made by NewRing, for their counters
 	readyCh  chan struct{}
 	initCh   chan struct{}
 	closedCh chan struct{}
@@ -197,7 +215,7 @@ func New(cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("%w: MaxPagesLimit %d", ErrConfig, cfg.MaxPagesLimit)
 	case cfg.PageSize < 0 || cfg.PageSize&(cfg.PageSize-1) != 0:
 		return nil, fmt.Errorf("%w: PageSize %d", ErrConfig, cfg.PageSize)
-	case cfg.ForgetBatchOnRing < 0 || cfg.ForgetEntryCap < 0:
+	case cfg.UringForgetCap < 0 || cfg.UringForgetThreshold < 0 || cfg.UringForgetDelay < 0:
 		return nil, fmt.Errorf("%w: negative forget policy", ErrConfig)
 	case cfg.KernelMinor < 12:
 		return nil, fmt.Errorf("%w: KernelMinor %d", ErrConfig, cfg.KernelMinor)

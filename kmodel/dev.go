@@ -25,8 +25,10 @@ func (d devFile) Read(p []byte) (int, error) {
 	if len(p) < max(wire.FUSE_MIN_READ_BUFFER, wire.SizeofInHeader+wire.SizeofWriteIn+int(c.maxWrite)) {
 		return 0, syscall.EINVAL
 	}
+	c.dev.Reads++
 	for {
 		for c.connected && !c.requestPending() {
+			c.dev.Sleeps++
 			c.readCond.Wait()
 		}
 		if !c.connected {

@@ -41,13 +41,13 @@ type DriverConfig struct {
 	IOSize int
 	// StormEvery, if positive, runs an eviction storm at this period while
 	// the clients run: every node the kernel holds a lookup of and that is
-	// not open is forgotten with its whole lookup count ([Conn.EvictAll]).
-	// Whatever the setting, a final storm runs after the clients stopped
-	// and released their files.
+	// not open is forgotten with its whole lookup count
+	// ([Conn.EvictStorm]). Whatever the setting, a final storm runs after
+	// the clients stopped and released their files.
 	StormEvery time.Duration
-	// StormCPU picks the CPU on which each node's eviction runs; nil
-	// spreads the nodes over the queues by node ID.
-	StormCPU func(nodeid uint64) int
+	// Storm gives each storm's evicting tasks (their CPUs) and pacing. The
+	// zero value is drop_caches: one task on CPU 0 at [DefaultEvictRate].
+	Storm Storm
 	// Seed seeds the clients' random choices.
 	Seed uint64
 }
@@ -208,7 +208,7 @@ func (c *Conn) Drive(ctx context.Context, cfg DriverConfig) (DriverStats, error)
 		cl.release()
 	}
 	final := StormStats{Start: time.Since(start), Final: true}
-	final.Nodes = c.EvictAll(cfg.StormCPU)
+	final.Nodes = c.EvictStorm(ctx, cfg.Storm)
 	t0 := time.Now()
 	err := c.WaitForgets(ctx)
 	final.Drain, final.Drained = time.Since(t0), err == nil
@@ -251,7 +251,7 @@ func (c *Conn) storms(ctx context.Context, cfg *DriverConfig, start time.Time) [
 		case <-tick.C:
 		}
 		s := StormStats{Start: time.Since(start)}
-		s.Nodes = c.EvictAll(cfg.StormCPU)
+		s.Nodes = c.EvictStorm(ctx, cfg.Storm)
 		t0 := time.Now()
 		err := c.WaitForgets(ctx)
 		s.Drain, s.Drained = time.Since(t0), err == nil

@@ -21,7 +21,7 @@ func TestDrive(t *testing.T) {
 		{"devfuse", kmodel.Config{}, false, true},
 		{"uring", kmodel.Config{}, false, false},
 		{"Patched", kmodel.Config{Patched: true}, true, false},
-		{"Patched/batch32/cap2", kmodel.Config{Patched: true, ForgetBatchOnRing: 32, ForgetEntryCap: 2}, true, false},
+		{"Patched/batch32/cap2", kmodel.Config{Patched: true, UringForgetBatch: true, UringForgetCap: 2}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			names := fileNames(300)

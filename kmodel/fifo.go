@@ -31,6 +31,23 @@ func (f *fifo[T]) pop() T {
 	return v
 }
 
+// at returns the i-th oldest element.
+func (f *fifo[T]) at(i int) T { return f.buf[f.head+i] }
+
+// removeAt removes and returns the i-th oldest element.
+func (f *fifo[T]) removeAt(i int) T {
+	if i == 0 {
+		return f.pop()
+	}
+	j := f.head + i
+	v := f.buf[j]
+	copy(f.buf[j:], f.buf[j+1:])
+	var zero T
+	f.buf[len(f.buf)-1] = zero
+	f.buf = f.buf[:len(f.buf)-1]
+	return v
+}
+
 // reset empties the queue.
 func (f *fifo[T]) reset() {
 	clear(f.buf)

@@ -1,7 +1,10 @@
 package kmodel
 
 import (
+	"context"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"ringfuse/wire"
@@ -13,7 +16,6 @@ type forgetCounters struct {
 	delivered uint64 // forgets the server received
 	dropped   uint64 // forgets dropped at unmount or abort
 	toRing    uint64 // forgets routed to a ring queue
-	spilled   uint64 // forgets sent to /dev/fuse by ForgetEntryCap
 }
 
 // Forget models the eviction of an inode by a task running on cpu: nlookup
@@ -51,6 +53,10 @@ func (c *Conn) forget(cpu int, nodeid, nlookup uint64) {
 func (c *Conn) Evict(cpu int, nodeid uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.evict(cpu, nodeid)
+}
+
+func (c *Conn) evict(cpu int, nodeid uint64) bool {
 	n := c.nodes[nodeid]
 	if n == nil || n.kernel == 0 || n.opens > 0 || !c.connected {
 		return false
@@ -59,15 +65,26 @@ func (c *Conn) Evict(cpu int, nodeid uint64) bool {
 	return true
 }
 
-// EvictAll models drop_caches: every node the kernel holds a lookup of
-// and that is not open is forgotten, in node ID order. cpu picks the CPU
-// the eviction of each node runs on; nil means spreading them over the
-// queues by node ID. It returns the number of forgets queued.
-func (c *Conn) EvictAll(cpu func(nodeid uint64) int) int {
+// EvictAll forgets, at once and under one hold of the connection's lock,
+// every node the kernel holds a lookup of and that is not open, in node ID
+// order, from one task on cpu. It returns the number of forgets queued.
+// [Conn.EvictStorm] is the paced form.
+func (c *Conn) EvictAll(cpu int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := 0
+	for _, id := range c.evictable() {
+		if c.evict(cpu, id) {
+			n++
+		}
+	}
+	return n
+}
+
+// evictable returns the nodes an eviction storm would forget, sorted.
+func (c *Conn) evictable() []uint64 {
 	if !c.connected {
-		return 0
+		return nil
 	}
 	ids := make([]uint64, 0, len(c.nodes))
 	for id, n := range c.nodes {
@@ -76,50 +93,145 @@ func (c *Conn) EvictAll(cpu func(nodeid uint64) int) int {
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		k := int(id % uint64(c.cfg.NrQueues))
-		if cpu != nil {
-			k = cpu(id)
-		}
-		c.forget(k, id, c.nodes[id].kernel)
+	return ids
+}
+
+// Eviction pacing defaults. The rate is what drop_caches reached on the
+// project's machines (docs/forget-study-200k/report.md: 200,000 inodes in
+// about 0.8 s, 5-7 forgets per /dev/fuse message).
+const (
+	DefaultEvictRate  = 250_000 // evictions per second and task
+	DefaultEvictBurst = 1       // forgets per hold of the connection's lock
+)
+
+// Storm describes an eviction storm for [Conn.EvictStorm].
+type Storm struct {
+	// CPUs are the CPUs of the evicting tasks, one task each: one CPU for
+	// drop_caches (a single task), one per NUMA node for kswapd, the
+	// unlinking tasks' CPUs for an unlink storm. The nodes are dealt to
+	// the tasks in node ID order, round robin. Empty means one task on
+	// CPU 0. A forget goes to the ring queue of its task's CPU
+	// (fuse_uring_task_to_queue); queues never steal from each other.
+	CPUs []int
+	// Rate is each task's evictions per second. Zero means
+	// [DefaultEvictRate]; negative means no pacing (each task queues all
+	// of its forgets as fast as the lock allows).
+	Rate float64
+	// Burst is the most forgets a task queues per hold of the
+	// connection's lock. Zero means [DefaultEvictBurst].
+	Burst int
+}
+
+// EvictStorm models an eviction storm: every node the kernel holds a
+// lookup of and that is not open when the storm starts is forgotten by
+// one of s's tasks, each a goroutine that queues its forgets at s.Rate in
+// bursts of s.Burst, as the kernel's eviction does inode by inode. A node
+// opened or already forgotten by the time its task reaches it is skipped.
+// It returns when every task is done or ctx is done, with the number of
+// forgets queued.
+func (c *Conn) EvictStorm(ctx context.Context, s Storm) int {
+	cpus := s.CPUs
+	if len(cpus) == 0 {
+		cpus = []int{0}
 	}
-	return len(ids)
+	rate := s.Rate
+	if rate == 0 {
+		rate = DefaultEvictRate
+	}
+	burst := max(s.Burst, 0)
+	if burst == 0 {
+		burst = DefaultEvictBurst
+	}
+	c.mu.Lock()
+	ids := c.evictable()
+	c.mu.Unlock()
+	counts := make([]int, len(cpus))
+	var wg sync.WaitGroup
+	for t, cpu := range cpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			counts[t] = c.evictTask(ctx, cpu, ids, t, len(cpus), rate, burst)
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, k := range counts {
+		n += k
+	}
+	return n
 }
 
-// forgetCapOK reports whether ForgetEntryCap lets one more entry of q
-// take forgets.
-func (c *Conn) forgetCapOK(q *kqueue) bool {
-	return c.cfg.ForgetEntryCap == 0 || q.st.held < c.cfg.ForgetEntryCap
+// evictTask is one evicting task of EvictStorm: it forgets ids[first],
+// ids[first+step], ... from cpu.
+func (c *Conn) evictTask(ctx context.Context, cpu int, ids []uint64, first, step int, rate float64, burst int) int {
+	start := time.Now()
+	n, k := 0, 0 // forgets queued, nodes handled
+	for i := first; i < len(ids); {
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(k) / rate * float64(time.Second)))
+			if !waitUntil(ctx, due) {
+				return n
+			}
+		}
+		c.mu.Lock()
+		for b := 0; b < burst && i < len(ids); b++ {
+			if c.evict(cpu, ids[i]) {
+				n++
+			}
+			i += step
+			k++
+		}
+		c.mu.Unlock()
+		// The kernel's spinlocks are fair and its eviction gives the
+		// lock up between inodes; a Go mutex re-taken at once by a task
+		// that is behind would starve the readers woken meanwhile.
+		runtime.Gosched()
+	}
+	return n
 }
 
-// sendForgetRing is the patch's fuse_io_uring_send_forget, with the
-// model's policies. It reports false when the forget must go to the
-// /dev/fuse forget list instead.
+// waitUntil waits for t: it sleeps when t is far enough for a timer, and
+// otherwise yields, as a CPU-bound task that owns its CPU would spin. It
+// reports false if ctx ended first.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		d := time.Until(t)
+		switch {
+		case d <= 0:
+			return true
+		case d >= 200*time.Microsecond:
+			time.Sleep(d - 100*time.Microsecond)
+		default:
+			runtime.Gosched()
+		}
+	}
+}
+
+// forgetsListed reports whether forgets wait on per-queue lists (patches
+// 0002-0004: any of uring_forget_batch, uring_forget_cap,
+// uring_forget_threshold, uring_forget_delay_ms) rather than each taking a
+// request of its own (0001, patch v3).
+func (c *Conn) forgetsListed() bool {
+	p := &c.cfg
+	return p.UringForgetBatch || p.UringForgetCap > 0 || p.UringForgetThreshold > 0 || p.UringForgetDelay > 0
+}
+
+// sendForgetRing is fuse_uring_send_forget. It reports false when the
+// forget must go to the /dev/fuse forget list instead.
 func (c *Conn) sendForgetRing(cpu int, f wire.ForgetOne) bool {
 	q := c.taskToQueue(cpu)
 	if q == nil {
 		return false
 	}
-	if c.cfg.ForgetBatchOnRing > 0 {
-		if q.stopped {
-			c.fg.dropped++
-			c.forgetDrained(1)
-			return true
-		}
-		q.forgets.push(f)
-		if c.forgetCapOK(q) {
-			if ent := q.popAvail(); ent != nil {
-				c.assign(ent, c.forgetMsg(q))
-				c.dispatch(ent)
-			}
-		}
+	if c.forgetsListed() {
+		c.queueForget(q, f)
 		return true
 	}
-	if cp := c.cfg.ForgetEntryCap; cp > 0 && q.st.held+q.forgetQueued >= cp {
-		c.fg.spilled++
-		return false
-	}
-	// One FUSE_FORGET request per forget: force, noreply, fuse_forget_in
+	// 0001: one FUSE_FORGET request per forget, noreply, fuse_forget_in
 	// as in_args[0].
 	in := wire.ForgetIn{Nlookup: f.Nlookup}
 	req := newRequest(cpu, Request{Op: wire.FUSE_FORGET, NodeID: f.NodeID, Arg: wire.AsBytes(&in)})
@@ -134,11 +246,88 @@ func (c *Conn) sendForgetRing(cpu int, f wire.ForgetOne) bool {
 	return true
 }
 
-// forgetMsg builds the next forget message of q's forget list: a
-// FUSE_FORGET for a single forget, else a FUSE_BATCH_FORGET of up to
-// ForgetBatchOnRing forgets (bounded by the payload buffer).
-func (c *Conn) forgetMsg(q *kqueue) *request {
-	limit := min(c.cfg.ForgetBatchOnRing, c.ring.maxPayload/wire.SizeofForgetOne)
+// queueForget is fuse_uring_queue_forget (0002, 0004): the forget joins
+// the list of the evicting task's queue.
+func (c *Conn) queueForget(q *kqueue, f wire.ForgetOne) {
+	if q.stopped {
+		c.fg.dropped++
+		c.forgetDrained(1)
+		return
+	}
+	q.forgets.push(f)
+	if t := c.cfg.UringForgetThreshold; t > 0 && q.forgets.len() >= t {
+		q.forgetDue = true
+	}
+	if d := c.cfg.UringForgetDelay; d > 0 && q.forgets.len() == 1 && !q.forgetDue && !q.forgetTimerSet {
+		// The first forget of a list that waits starts the delay.
+		q.forgetTimerSet = true
+		q.forgetTimer = time.AfterFunc(d, func() { c.forgetDelayEnd(q) })
+	}
+	c.flushForgets(q)
+}
+
+// forgetDelayEnd is fuse_uring_forget_delay_end: the list's oldest forget
+// waited uring_forget_delay_ms.
+func (c *Conn) forgetDelayEnd(q *kqueue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q.forgetTimerSet = false
+	if q.stopped {
+		return
+	}
+	if q.forgets.len() > 0 {
+		q.forgetDue = true
+	}
+	c.flushForgets(q)
+}
+
+// forgetsDue is fuse_uring_forgets_due.
+func (c *Conn) forgetsDue(q *kqueue) bool {
+	return q.forgetDue || (c.cfg.UringForgetThreshold == 0 && c.cfg.UringForgetDelay == 0)
+}
+
+// forgetsNeedReq is fuse_uring_forgets_need_req: forgets wait on the list
+// without a request to take them.
+func (c *Conn) forgetsNeedReq(q *kqueue) bool {
+	return q.forgets.len() > 0 && q.forgetReq == nil && !q.stopped && c.forgetsDue(q)
+}
+
+// forgetCapOK is fuse_uring_forgets_may_take: whether uring_forget_cap
+// lets one more entry of q take forgets.
+func (c *Conn) forgetCapOK(q *kqueue) bool {
+	return c.cfg.UringForgetCap == 0 || q.st.held < c.cfg.UringForgetCap
+}
+
+// flushForgets is fuse_uring_flush_forgets: a request waits on q to take
+// the forgets of its list, and free entries take what they may.
+func (c *Conn) flushForgets(q *kqueue) {
+	for {
+		if !q.stopped {
+			if ent, req := c.pickEnt(q, nil); ent != nil {
+				q.removeAvail(ent)
+				c.assign(ent, req)
+				c.dispatch(ent)
+				continue
+			}
+		}
+		if !c.forgetsNeedReq(q) {
+			return
+		}
+		q.forgetReq = &request{cpu: q.qid, qid: q.qid, channel: ChannelRing, state: reqPending}
+		q.reqs.push(q.forgetReq)
+	}
+}
+
+// takeForgets is fuse_uring_take_forgets: ent, which picked up its
+// queue's forget request, takes as many forgets of the list as its payload
+// holds (one without uring_forget_batch), oldest first, in a FUSE_FORGET
+// for one and a FUSE_BATCH_FORGET for more.
+func (c *Conn) takeForgets(ent *kent) *request {
+	q := ent.q
+	limit := 1
+	if c.cfg.UringForgetBatch {
+		limit = ent.payloadSz / wire.SizeofForgetOne
+	}
 	n := min(max(1, limit), q.forgets.len())
 	var req *request
 	if n == 1 {
@@ -159,6 +348,10 @@ func (c *Conn) forgetMsg(q *kqueue) *request {
 		req = newRequest(q.qid, Request{Op: wire.FUSE_BATCH_FORGET, Arg: wire.AsBytes(&in), Payload: payload})
 		req.forgets = ones
 	}
+	if q.forgets.len() == 0 {
+		q.forgetDue = false
+	}
+	q.forgetReq = nil
 	c.setUnique(req)
 	req.channel, req.qid = ChannelRing, q.qid
 	return req

@@ -100,9 +100,9 @@ var seqConfigs = []struct {
 	{"devfuse", kmodel.Config{}, false, false},
 	{"uring", kmodel.Config{}, true, false},
 	{"Patched", kmodel.Config{Patched: true}, true, true},
-	{"Patched/batch4", kmodel.Config{Patched: true, ForgetBatchOnRing: 4}, true, true},
-	{"Patched/cap1", kmodel.Config{Patched: true, ForgetEntryCap: 1}, true, true},
-	{"Patched/batch4/cap1", kmodel.Config{Patched: true, ForgetBatchOnRing: 4, ForgetEntryCap: 1}, true, true},
+	{"Patched/batch4", kmodel.Config{Patched: true, UringForgetBatch: true}, true, true},
+	{"Patched/cap1", kmodel.Config{Patched: true, UringForgetCap: 1}, true, true},
+	{"Patched/batch4/cap1", kmodel.Config{Patched: true, UringForgetBatch: true, UringForgetCap: 1}, true, true},
 	{"Patched/no-opt-in", kmodel.Config{Patched: true}, true, false},
 }
 
@@ -315,7 +315,7 @@ func (s *seqRun) step(p *seqProg) {
 		cpu := s.cpu(p)
 		m.Evict(cpu, s.node(p))
 	case seqEvictAll:
-		m.EvictAll(nil)
+		m.EvictAll(0)
 	case seqInterrupt:
 		if len(s.pending) > 0 {
 			m.Interrupt(s.pending[int(p.u8())%len(s.pending)].call)
@@ -411,7 +411,7 @@ func FuzzSequence(f *testing.F) {
 			s.issue(0, kmodel.Release(o.node, o.fh), false)
 		}
 		s.opens = nil
-		r.m.EvictAll(nil)
+		r.m.EvictAll(0)
 		ctx, cancel := context.WithTimeout(context.Background(), seqWait)
 		defer cancel()
 		if err := r.m.WaitForgets(ctx); err != nil {

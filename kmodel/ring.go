@@ -46,21 +46,28 @@ type kring struct {
 
 // kqueue is struct fuse_ring_queue.
 type kqueue struct {
-	qid     int
-	ents    []*kent
-	avail   []*kent // ent_avail_queue; the kernel list_move()s to the head and takes the first: LIFO
-	reqs    fifo[*request]
-	fpq     map[uint64]*request
-	stopped bool
+	qid        int
+	maxPayload int // the ring's max_payload_sz
+	ents       []*kent
+	avail      []*kent // ent_avail_queue; the kernel list_move()s to the head and takes the first: LIFO
+	reqs       fifo[*request]
+	fpq        map[uint64]*request
+	stopped    bool
 	// lost holds, by commit id, the requests the server was serving when
 	// the ring was torn down, so that the commits that come too late
 	// can be told apart in the accounting (see UnsettledLookups).
 	lost map[uint64]*request
 
-	// The model's forget policies.
-	forgets      fifo[wire.ForgetOne] // ForgetBatchOnRing > 0: the queue's forget list
-	forgetBatch  int
-	forgetQueued int // ForgetBatchOnRing == 0: forget requests waiting in reqs
+	// The series' per-queue forget list (patches 0002-0004).
+	forgets        fifo[wire.ForgetOne] // forget_head: forgets waiting for an entry
+	forgetReq      *request             // forget_req: waits in reqs to take them
+	forgetDue      bool                 // forget_due: threshold reached or delay over
+	forgetTimer    *time.Timer          // forget_work
+	forgetTimerSet bool                 // forget_work is pending
+
+	// Entries registered with a payload buffer below max_payload_sz
+	// (uring_small_ents, 0006) and with a full-sized one.
+	nrSmall, nrLarge int
 
 	st queueCounters
 }
@@ -70,10 +77,13 @@ type kent struct {
 	q       *kqueue
 	hdr     *wire.UringReqHeader
 	payload []byte
-	state   EntryState
-	owner   *modelRing // ring whose command the entry holds (the task that copies)
-	tag     int        // that command's entry index, reported in its completion
-	req     *request
+	// payloadSz is min(len(payload), max_payload_sz): what a request
+	// copied into the entry may use.
+	payloadSz int
+	state     EntryState
+	owner     *modelRing // ring whose command the entry holds (the task that copies)
+	tag       int        // that command's entry index, reported in its completion
+	req       *request
 }
 
 // sqe is one queued command.
@@ -96,6 +106,11 @@ type modelRing struct {
 	woken  bool
 	closed bool
 	sig    chan struct{}
+
+	// Counters, under the connection's lock: io_uring_enter calls, those
+	// that carried forget work, and those that blocked.
+	enters, forgetEnters, sleeps uint64
+	forgetWork                   bool // forget work since the last enter returned
 }
 
 // Errors of the model's rings.
@@ -115,7 +130,11 @@ func (c *Conn) NewRing(cfg ring.RingConfig) (ring.QueueRing, error) {
 	if cfg.Depth <= 0 {
 		return nil, fmt.Errorf("kmodel: queue depth %d: %w", cfg.Depth, syscall.EINVAL)
 	}
-	return &modelRing{c: c, qid: cfg.Qid, sqCap: cfg.Depth + 2, sig: make(chan struct{}, 1)}, nil
+	r := &modelRing{c: c, qid: cfg.Qid, sqCap: cfg.Depth + 2, sig: make(chan struct{}, 1)}
+	c.mu.Lock()
+	c.rings = append(c.rings, r)
+	c.mu.Unlock()
+	return r, nil
 }
 
 func (r *modelRing) signal() {
@@ -150,9 +169,13 @@ func (r *modelRing) queue(s sqe) error {
 
 // SubmitAndWait implements ring.QueueRing: every queued command is
 // processed as io_uring_enter would, task work runs, and it then blocks
-// until a completion is there or Wake is called.
+// until a completion is there or Wake is called. It counts as one
+// io_uring_enter however long it waits.
 func (r *modelRing) SubmitAndWait() error {
 	c := r.c
+	c.mu.Lock()
+	r.enters++
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		if r.closed {
@@ -167,9 +190,21 @@ func (r *modelRing) SubmitAndWait() error {
 		r.runTaskWork()
 		if r.cq.len() > 0 || r.woken {
 			r.woken = false
+			if r.forgetWork {
+				r.forgetEnters++
+				r.forgetWork = false
+			}
 			c.mu.Unlock()
 			return nil
 		}
+		c.mu.Unlock()
+		select {
+		case <-r.sig:
+			continue
+		default:
+		}
+		c.mu.Lock()
+		r.sleeps++
 		c.mu.Unlock()
 		<-r.sig
 	}
@@ -330,7 +365,7 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	}
 	q := kr.queues[qid]
 	if q == nil {
-		q = &kqueue{qid: qid, fpq: make(map[uint64]*request)}
+		q = &kqueue{qid: qid, fpq: make(map[uint64]*request), maxPayload: kr.maxPayload}
 		q.st.since = time.Now()
 		q.st.last = q.st.since
 		kr.queues[qid] = q
@@ -341,10 +376,16 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	if s.e == nil || s.e.Header == nil {
 		return -int32(syscall.EFAULT)
 	}
-	if len(s.e.Payload) < kr.maxPayload {
+	psz := len(s.e.Payload)
+	if psz < kr.maxPayload && (!c.smallEnts() || psz < wire.FUSE_MIN_READ_BUFFER) {
 		return -int32(syscall.EINVAL)
 	}
-	ent := &kent{q: q, hdr: s.e.Header, payload: s.e.Payload, owner: r, tag: tag}
+	ent := &kent{q: q, hdr: s.e.Header, payload: s.e.Payload, payloadSz: min(psz, kr.maxPayload), owner: r, tag: tag}
+	if ent.small() {
+		q.nrSmall++
+	} else {
+		q.nrLarge++
+	}
 	if c.cfg.Patched && s.flags&wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT != 0 {
 		kr.forgetCommit = true
 	}
@@ -359,10 +400,11 @@ func (c *Conn) register(r *modelRing, s sqe, tag int) int32 {
 	return 0
 }
 
-// isRingReady is is_ring_ready: every queue has an available entry.
+// isRingReady is is_ring_ready: every queue has an available entry, and
+// an entry that any request fits (0006).
 func (c *Conn) isRingReady(current int) bool {
 	for qid, q := range c.ring.queues {
-		if q == nil {
+		if q == nil || q.nrLarge == 0 {
 			return false
 		}
 		if qid != current && len(q.avail) == 0 {
@@ -433,6 +475,9 @@ func (c *Conn) commitFetch(r *modelRing, s sqe, tag int) int32 {
 	q.setState(ent, FRRS_COMMIT)
 	ent.owner, ent.tag = r, tag
 	q.st.commits++
+	if req.forgets != nil {
+		r.forgetWork = true
+	}
 	c.uringCommit(ent, req)
 	c.nextRequest(ent)
 	return cmdParked
@@ -493,48 +538,108 @@ func (c *Conn) endRing(ent *kent, errno int32, payload []byte) {
 
 // nextRequest is fuse_uring_get_next_fuse_req: ent becomes available and,
 // if a request waits on its queue, takes it at once; the copy happens now,
-// in the committing task.
+// in the committing task. Forgets left on the queue's list get another
+// request, and free entries take what waits (fuse_uring_flush_forgets).
 func (c *Conn) nextRequest(ent *kent) {
 	q := ent.q
 	q.makeAvail(ent)
-	if req := c.pickNext(q); req != nil {
+	req := c.nextReq(ent)
+	if req != nil {
 		q.removeAvail(ent)
 		c.assign(ent, req)
+	}
+	// Forgets left need another request, or requests wait while entries
+	// are free: held back by the cap, or too large for them.
+	if c.forgetsNeedReq(q) || (q.reqs.len() > 0 && len(q.avail) > 0) {
+		c.flushForgets(q)
+	}
+	if req != nil {
 		c.deliver(ent)
 	}
 }
 
-// pickNext takes the next request for a queue's entry that came free:
-// with ForgetBatchOnRing > 0, forgets from the queue's forget list under
-// the /dev/fuse 16:8 fairness; otherwise the oldest queued request.
-func (c *Conn) pickNext(q *kqueue) *request {
-	if q.forgets.len() > 0 && c.forgetCapOK(q) {
-		if q.reqs.len() == 0 {
-			return c.forgetMsg(q)
+// fitScan is FUSE_URING_FIT_SCAN: the queued requests a free entry looks
+// at for one that fits it.
+const fitScan = 16
+
+// nextReq is fuse_uring_next_req (0003, 0006): it takes the oldest queued
+// request that fits ent, among the first fitScan; the forget request lets
+// the ones behind it pass while forgets hold as many entries as
+// uring_forget_cap allows. Without small entries every request fits.
+func (c *Conn) nextReq(ent *kent) *request {
+	q := ent.q
+	scan := fitScan
+	for i := 0; i < q.reqs.len(); i++ {
+		req := q.reqs.at(i)
+		if req == q.forgetReq && !c.forgetCapOK(q) {
+			continue
 		}
-		fb := q.forgetBatch
-		q.forgetBatch--
-		if fb > 0 {
-			return c.forgetMsg(q)
+		if c.fits(ent, req) {
+			return q.reqs.removeAt(i)
 		}
-		if q.forgetBatch <= -8 {
-			q.forgetBatch = 16
+		if scan--; scan == 0 {
+			break
 		}
 	}
-	if q.reqs.len() == 0 {
-		return nil
+	return nil
+}
+
+// smallEnts is uring_small_ents, a parameter of the Patched kernel.
+func (c *Conn) smallEnts() bool { return c.cfg.Patched && c.cfg.UringSmallEnts }
+
+// small is fuse_uring_ent_is_small.
+func (ent *kent) small() bool { return ent.payloadSz < ent.q.maxPayload }
+
+// fits is fuse_uring_ent_fits: with entries of several sizes on the
+// queue, forgets go only to small entries and other requests to entries
+// whose payload holds their arguments and their reply.
+func (c *Conn) fits(ent *kent, req *request) bool {
+	if ent.q.nrSmall == 0 {
+		return true
 	}
-	req := q.reqs.pop()
-	if req.forgets != nil {
-		q.forgetQueued--
+	if req == ent.q.forgetReq || req.forgets != nil {
+		return ent.small()
 	}
-	return req
+	in := len(req.msg) - wire.SizeofInHeader - req.argLen
+	return max(in, req.outSize) <= ent.payloadSz
+}
+
+// pickEnt is fuse_uring_pick_ent: a free entry that fits req, small ones
+// first, most recently freed first; with req nil, a free entry and the
+// queued request it takes. The entry stays on the avail list.
+func (c *Conn) pickEnt(q *kqueue, req *request) (*kent, *request) {
+	first := 1
+	if q.nrSmall > 0 {
+		first = 0
+	}
+	for pass := first; pass < 2; pass++ {
+		for i := len(q.avail) - 1; i >= 0; i-- {
+			ent := q.avail[i]
+			if pass == 0 && !ent.small() {
+				continue
+			}
+			if req != nil {
+				if c.fits(ent, req) {
+					return ent, req
+				}
+				continue
+			}
+			if r := c.nextReq(ent); r != nil {
+				return ent, r
+			}
+		}
+	}
+	return nil, nil
 }
 
 // assign is fuse_uring_add_req_to_ring_ent: the request is filed in the
-// queue's processing table at once.
+// queue's processing table at once. The queue's forget request takes its
+// forgets now (fuse_uring_take_forgets).
 func (c *Conn) assign(ent *kent, req *request) {
 	q := ent.q
+	if req == q.forgetReq {
+		req = c.takeForgets(ent)
+	}
 	ent.req, req.ent = req, ent
 	q.setState(ent, FRRS_FUSE_REQ)
 	req.state = reqSent
@@ -566,7 +671,7 @@ func (c *Conn) deliver(ent *kent) {
 	h := ent.hdr
 	body := req.msg[wire.SizeofInHeader:]
 	arg, payload := body[:req.argLen], body[req.argLen:]
-	if len(payload) > len(ent.payload) {
+	if len(payload) > ent.payloadSz {
 		c.endRing(ent, -int32(syscall.EIO), nil)
 		c.nextRequest(ent)
 		return
@@ -591,6 +696,7 @@ func (c *Conn) deliver(ent *kent) {
 		q.st.cqes++
 	}
 	if req.forgets != nil {
+		ent.owner.forgetWork = true
 		q.st.forgetMsgs++
 		q.st.forgets += uint64(len(req.forgets))
 		for _, f := range req.forgets {
@@ -624,15 +730,13 @@ func (c *Conn) queueRing(req *request) {
 		c.fail(req, syscall.ENOTCONN)
 		return
 	}
-	if ent := q.popAvail(); ent != nil {
+	if ent, _ := c.pickEnt(q, req); ent != nil {
+		q.removeAvail(ent)
 		c.assign(ent, req)
 		c.dispatch(ent)
 		return
 	}
 	req.state = reqPending
-	if req.forgets != nil {
-		q.forgetQueued++
-	}
 	q.reqs.push(req)
 }
 
@@ -645,15 +749,22 @@ func (c *Conn) ringTeardown() {
 			continue
 		}
 		q.stopped = true
+		if q.forgetTimer != nil {
+			q.forgetTimer.Stop()
+			q.forgetTimerSet = false
+		}
 		for q.reqs.len() > 0 {
 			req := q.reqs.pop()
+			if req == q.forgetReq {
+				continue // its forgets are on the list, dropped below
+			}
 			if req.forgets != nil {
 				c.fg.dropped += uint64(len(req.forgets))
 				c.forgetDrained(len(req.forgets))
 			}
 			c.end(req, -int32(syscall.ECONNABORTED), nil)
 		}
-		q.forgetQueued = 0
+		q.forgetReq = nil
 		c.fg.dropped += uint64(q.forgets.len())
 		c.forgetDrained(q.forgets.len())
 		q.forgets.reset()
@@ -697,18 +808,6 @@ func (c *Conn) ringTeardown() {
 func (q *kqueue) makeAvail(ent *kent) {
 	q.setState(ent, FRRS_AVAILABLE)
 	q.avail = append(q.avail, ent)
-}
-
-// popAvail takes the entry made available last.
-func (q *kqueue) popAvail() *kent {
-	n := len(q.avail)
-	if n == 0 {
-		return nil
-	}
-	ent := q.avail[n-1]
-	q.avail[n-1] = nil
-	q.avail = q.avail[:n-1]
-	return ent
 }
 
 func (q *kqueue) removeAvail(ent *kent) {

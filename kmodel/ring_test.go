@@ -480,11 +480,21 @@ func TestPatchedForgetRouting(t *testing.T) {
 	}
 }
 
-// Model-only policies: BATCH_FORGET per entry, and a cap on the entries
-// forgets may hold.
+// The series' policies (kernel/SERIES.md, patches 0002-0004): forgets on
+// a list of the evicting task's queue, taken by one request per queue that
+// waits among the ordinary requests.
 func TestPatchedForgetPolicies(t *testing.T) {
+	// commitNext commits entry 0 of r with an empty reply and expects it
+	// to take the next request.
+	commitNext := func(r *mring) wire.InHeader {
+		t.Helper()
+		r.answer(0, 0, r.in(0).Unique, nil)
+		r.commit(0, r.in(0).Unique)
+		r.expect(cqe(0, 0))
+		return r.in(0)
+	}
 	t.Run("batch", func(t *testing.T) {
-		mc := uringConn(t, kmodel.Config{Patched: true, ForgetBatchOnRing: 4})
+		mc := uringConn(t, kmodel.Config{Patched: true, UringForgetBatch: true})
 		r0, r1 := newRing(t, mc.m, 0, 1), newRing(t, mc.m, 1, 1)
 		r0.register(0, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
 		r1.register(0, 0)
@@ -495,7 +505,8 @@ func TestPatchedForgetPolicies(t *testing.T) {
 		for i := range 10 {
 			mc.m.Forget(0, uint64(100+i), 1)
 		}
-		if q := mc.m.Stats().Queues[0]; q.ForgetBacklog != 10 {
+		late := mc.m.Start(0, kmodel.Getattr(1)) // behind the forget request
+		if q := mc.m.Stats().Queues[0]; q.ForgetBacklog != 10 || q.Backlog != 2 {
 			t.Fatalf("%+v", q)
 		}
 		var attr wire.AttrOut
@@ -505,36 +516,42 @@ func TestPatchedForgetPolicies(t *testing.T) {
 		if _, err := held.Wait(); err != nil {
 			t.Fatal(err)
 		}
+		// The entry takes all ten: its payload holds max_payload_sz/16.
 		in, e := r0.in(0), &r0.ents[0]
-		if in.Opcode != wire.FUSE_BATCH_FORGET || in.Len != 48+4*16 || e.Header.RingEnt.PayloadSz != 64 ||
-			wire.View[wire.BatchForgetIn](e.Header.OpIn[:]).Count != 4 {
+		if in.Opcode != wire.FUSE_BATCH_FORGET || in.Len != 48+10*16 || e.Header.RingEnt.PayloadSz != 160 ||
+			wire.View[wire.BatchForgetIn](e.Header.OpIn[:]).Count != 10 {
 			t.Errorf("batch on the ring: %+v, payload_sz %d", in, e.Header.RingEnt.PayloadSz)
 		}
 		var r wire.Request
-		if err := wire.ParseRing(e.Header.InOut[:], e.Header.OpIn[:], e.Payload[:64], &wire.Conn{Minor: 45}, &r); err != nil {
+		if err := wire.ParseRing(e.Header.InOut[:], e.Header.OpIn[:], e.Payload[:160], &wire.Conn{Minor: 45}, &r); err != nil {
 			t.Fatal(err)
 		}
-		if ones := r.ForgetOnes(); len(ones) != 4 || ones[0].NodeID != 100 || ones[3].NodeID != 103 {
+		if ones := r.ForgetOnes(); len(ones) != 10 || ones[0].NodeID != 100 || ones[9].NodeID != 109 {
 			t.Errorf("%+v", ones)
 		}
-		// 10 forgets: 4 + 4 + 2.
-		for _, want := range []uint32{4, 2} {
-			r0.answer(0, 0, r0.in(0).Unique, nil)
-			r0.commit(0, r0.in(0).Unique)
-			r0.expect(cqe(0, 0))
-			if got := wire.View[wire.BatchForgetIn](e.Header.OpIn[:]).Count; got != want {
-				t.Errorf("batch of %d, want %d", got, want)
-			}
+		// A forget now needs a new request, queued behind the GETATTR.
+		mc.m.Forget(0, 200, 1)
+		if in := commitNext(r0); in.Opcode != wire.FUSE_GETATTR {
+			t.Fatalf("after the batch: %v, want the GETATTR queued before the next forget", in.Opcode)
+		}
+		r0.answer(0, 0, r0.in(0).Unique, wire.AsBytes(&attr))
+		r0.commit(0, r0.in(0).Unique)
+		r0.expect(cqe(0, 0))
+		if _, err := late.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if in := r0.in(0); in.Opcode != wire.FUSE_FORGET || in.NodeID != 200 {
+			t.Fatalf("single forget: %+v", in)
 		}
 		r0.answer(0, 0, r0.in(0).Unique, nil)
 		r0.commit(0, r0.in(0).Unique)
 		r0.expect()
-		if st := mc.m.Stats(); st.Queues[0].Forgets != 10 || st.Queues[0].ForgetMsgs != 3 || st.ForgetsOutstanding != 0 {
+		if st := mc.m.Stats(); st.Queues[0].Forgets != 11 || st.Queues[0].ForgetMsgs != 2 || st.ForgetsOutstanding != 0 || st.Queues[0].Backlog != 0 {
 			t.Errorf("%+v", st)
 		}
 	})
 	t.Run("cap", func(t *testing.T) {
-		mc := uringConn(t, kmodel.Config{Patched: true, ForgetEntryCap: 1})
+		mc := uringConn(t, kmodel.Config{Patched: true, UringForgetCap: 1})
 		r0, r1 := newRing(t, mc.m, 0, 3), newRing(t, mc.m, 1, 1)
 		for i := range 3 {
 			r0.register(i, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
@@ -545,15 +562,233 @@ func TestPatchedForgetPolicies(t *testing.T) {
 		for i := range 3 {
 			mc.m.Forget(0, uint64(100+i), 1)
 		}
-		if got := r0.flush(); len(got) != 1 {
+		got := r0.flush()
+		if len(got) != 1 {
 			t.Fatalf("%d entries took forgets, cap 1", len(got))
 		}
+		fe := got[0].Entry
 		st := mc.m.Stats()
-		if st.ForgetsSpilled != 2 || st.ForgetListLen != 2 || st.Queues[0].ForgetHeld != 1 {
-			t.Errorf("%+v", st)
+		if q := st.Queues[0]; st.ForgetListLen != 0 || q.ForgetHeld != 1 || q.ForgetBacklog != 2 || q.Backlog != 1 {
+			t.Errorf("cap reached: forgets must wait on the queue's list, none on /dev/fuse: %+v", st)
 		}
-		if h := wire.View[wire.InHeader](mc.read()); h.Opcode != wire.FUSE_BATCH_FORGET {
-			t.Errorf("spilled forgets read as %v", h.Opcode)
+		// The forget request lets a GETATTR pass to a free entry.
+		call := mc.m.Start(0, kmodel.Getattr(1))
+		got = r0.flush()
+		if len(got) != 1 || got[0].Entry == fe || r0.in(got[0].Entry).Opcode != wire.FUSE_GETATTR {
+			t.Fatalf("GETATTR behind a capped forget request: %+v", got)
+		}
+		ge := got[0].Entry
+		var attr wire.AttrOut
+		r0.answer(ge, 0, r0.in(ge).Unique, wire.AsBytes(&attr))
+		r0.commit(ge, r0.in(ge).Unique)
+		r0.expect()
+		if _, err := call.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		// Committing the forget frees the cap: the same entry takes the next.
+		r0.answer(fe, 0, r0.in(fe).Unique, nil)
+		r0.commit(fe, r0.in(fe).Unique)
+		got = r0.flush()
+		if len(got) != 1 || got[0].Entry != fe || r0.in(fe).Opcode != wire.FUSE_FORGET || r0.in(fe).NodeID != 101 {
+			t.Fatalf("after the commit: %+v %+v", got, r0.in(fe))
+		}
+		if q := mc.m.Stats().Queues[0]; q.ForgetHeldMax != 1 || q.ForgetBacklog != 1 {
+			t.Errorf("%+v", q)
 		}
 	})
+	t.Run("threshold", func(t *testing.T) {
+		mc := uringConn(t, kmodel.Config{Patched: true, UringForgetBatch: true, UringForgetThreshold: 3})
+		r0, r1 := newRing(t, mc.m, 0, 2), newRing(t, mc.m, 1, 1)
+		r0.register(0, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+		r0.register(1, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+		r1.register(0, 0)
+		r0.expect()
+		r1.expect()
+		mc.m.Forget(0, 100, 1)
+		mc.m.Forget(0, 101, 1)
+		if got := r0.flush(); len(got) != 0 {
+			t.Fatalf("below the threshold: %+v", got)
+		}
+		mc.m.Forget(0, 102, 1)
+		got := r0.flush()
+		if len(got) != 1 {
+			t.Fatalf("at the threshold: %+v", got)
+		}
+		if n := wire.View[wire.BatchForgetIn](r0.ents[got[0].Entry].Header.OpIn[:]).Count; r0.in(got[0].Entry).Opcode != wire.FUSE_BATCH_FORGET || n != 3 {
+			t.Errorf("at the threshold: %v of %d", r0.in(got[0].Entry).Opcode, n)
+		}
+	})
+	t.Run("delay", func(t *testing.T) {
+		mc := uringConn(t, kmodel.Config{Patched: true, UringForgetDelay: 200 * time.Millisecond})
+		r0, r1 := newRing(t, mc.m, 0, 1), newRing(t, mc.m, 1, 1)
+		r0.register(0, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+		r1.register(0, 0)
+		r0.expect()
+		r1.expect()
+		mc.m.Forget(0, 100, 1)
+		if got := r0.flush(); len(got) != 0 {
+			t.Fatalf("before the delay: %+v", got)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if got := r0.flush(); len(got) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the delay never sent the forget")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if in := r0.in(0); in.Opcode != wire.FUSE_FORGET || in.NodeID != 100 {
+			t.Errorf("%+v", in)
+		}
+		// A delay pending at unmount is cancelled and its forgets dropped.
+		mc.m.Forget(0, 101, 1)
+		mc.m.Unmount()
+		if st := mc.m.Stats(); st.ForgetsDropped != 1 || st.ForgetsOutstanding != 0 {
+			t.Errorf("after unmount: %+v", st)
+		}
+	})
+}
+
+// The rings count io_uring_enter calls, not commands: a call submits every
+// queued commit and returns every completion there is, and those that
+// carried forget work are counted apart; a call that has to wait counts as
+// a sleep.
+func TestRingEnters(t *testing.T) {
+	mc := uringConn(t, kmodel.Config{Patched: true})
+	r0, r1 := newRing(t, mc.m, 0, 3), newRing(t, mc.m, 1, 1)
+	for i := range 3 {
+		r0.register(i, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	}
+	r1.register(0, 0)
+	r0.expect()
+	r1.expect()
+	before := mc.m.Stats().Queues[0]
+	for i := range 3 {
+		mc.m.Forget(0, uint64(100+i), 1)
+	}
+	if got := r0.flush(); len(got) != 3 {
+		t.Fatalf("one enter returns the three forgets: %+v", got)
+	}
+	for i := range 3 {
+		r0.answer(i, 0, r0.in(i).Unique, nil)
+		r0.commit(i, r0.in(i).Unique)
+	}
+	r0.expect()
+	q := mc.m.Stats().Queues[0]
+	if d := q.Enters - before.Enters; d != 2 || q.ForgetEnters-before.ForgetEnters != 2 {
+		t.Errorf("3 forgets: %d enters (%d with forget work), want 2 and 2", d, q.ForgetEnters-before.ForgetEnters)
+	}
+	if q.CQEs-before.CQEs != 3 || q.ForgetCommits-before.ForgetCommits != 3 {
+		t.Errorf("3 forgets: %d CQEs, %d commits, want 3 and 3", q.CQEs-before.CQEs, q.ForgetCommits-before.ForgetCommits)
+	}
+	// A call with nothing to return sleeps until a request arrives.
+	done := make(chan error, 1)
+	go func() { done <- r0.r.SubmitAndWait() }()
+	eventually(t, "the enter sleeps", func() bool { return mc.m.Stats().Queues[0].Sleeps > q.Sleeps })
+	call := mc.m.Start(0, kmodel.Getattr(1))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := r0.cqes[:r0.r.Reap(r0.cqes)]
+	if len(got) != 1 || r0.in(got[0].Entry).Opcode != wire.FUSE_GETATTR {
+		t.Fatalf("%+v", got)
+	}
+	e := got[0].Entry
+	var attr wire.AttrOut
+	r0.answer(e, 0, r0.in(e).Unique, wire.AsBytes(&attr))
+	r0.commit(e, r0.in(e).Unique)
+	r0.expect()
+	if _, err := call.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	q2 := mc.m.Stats().Queues[0]
+	if q2.Enters-q.Enters != 2 || q2.ForgetEnters != q.ForgetEnters || q2.Sleeps-q.Sleeps != 1 {
+		t.Errorf("GETATTR: %d enters, %d with forget work, %d sleeps; want 2, 0, 1", q2.Enters-q.Enters, q2.ForgetEnters-q.ForgetEnters, q2.Sleeps-q.Sleeps)
+	}
+}
+
+// uring_small_ents (0006): small entries take forgets and the requests
+// they fit; large requests wait for a large entry; the ring is ready only
+// when every queue has a large one.
+func TestPatchedSmallEntries(t *testing.T) {
+	small := func(r *mring, i int) { r.ents[i].Payload = r.ents[i].Payload[:wire.FUSE_MIN_READ_BUFFER] }
+	t.Run("refused", func(t *testing.T) {
+		mc := uringConn(t, kmodel.Config{Patched: true})
+		r0 := newRing(t, mc.m, 0, 1)
+		small(r0, 0)
+		r0.register(0, 0)
+		r0.expect(cqe(0, syscall.EINVAL))
+	})
+	mc := uringConn(t, kmodel.Config{Patched: true, UringSmallEnts: true, UringForgetBatch: true})
+	r0, r1 := newRing(t, mc.m, 0, 3), newRing(t, mc.m, 1, 1)
+	small(r0, 1)
+	small(r0, 2)
+	r0.register(1, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r0.register(2, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r1.register(0, 0)
+	r0.expect()
+	r1.expect()
+	if st := mc.m.Stats(); st.Ready || st.Queues[0].SmallEntries != 2 {
+		t.Fatalf("ready without a large entry on queue 0: %+v", st)
+	}
+	r0.register(0, wire.FUSE_IO_URING_REGISTER_FORGET_COMMIT)
+	r0.expect()
+	if !mc.m.Stats().Ready {
+		t.Fatal("not ready with a large entry on every queue")
+	}
+	// A 64 KiB READ fits only the large entry, even though a small one
+	// was freed last.
+	read := mc.m.Start(0, kmodel.Read(5, 1, 0, 64<<10))
+	got := r0.flush()
+	if len(got) != 1 || got[0].Entry != 0 || r0.in(0).Opcode != wire.FUSE_READ {
+		t.Fatalf("READ went to %+v", got)
+	}
+	// Forgets go to small entries only: one each as they arrive, and
+	// then the rest wait for one in a batch.
+	for i := range 5 {
+		mc.m.Forget(0, uint64(100+i), 1)
+	}
+	got = r0.flush()
+	if len(got) != 2 || got[0].Entry == 0 || got[1].Entry == 0 {
+		t.Fatalf("forgets went to %+v", got)
+	}
+	// Queued: the forget request (3 forgets), a GETATTR, a 64 KiB READ.
+	ga := mc.m.Start(0, kmodel.Getattr(1))
+	read2 := mc.m.Start(0, kmodel.Read(5, 1, 0, 64<<10))
+	commitNext := func(i int) wire.InHeader {
+		t.Helper()
+		r0.answer(i, 0, r0.in(i).Unique, nil)
+		r0.commit(i, r0.in(i).Unique)
+		r0.expect(cqe(i, 0))
+		return r0.in(i)
+	}
+	if in := commitNext(1); in.Opcode != wire.FUSE_BATCH_FORGET || wire.View[wire.BatchForgetIn](r0.ents[1].Header.OpIn[:]).Count != 3 {
+		t.Fatalf("entry 1 took %v", in.Opcode)
+	}
+	if in := commitNext(2); in.Opcode != wire.FUSE_GETATTR {
+		t.Fatalf("entry 2 took %v, want the GETATTR (the READ does not fit)", in.Opcode)
+	}
+	r0.answer(1, 0, r0.in(1).Unique, nil)
+	r0.commit(1, r0.in(1).Unique)
+	r0.expect()
+	if q := mc.m.Stats().Queues[0]; q.Backlog != 1 || q.States[kmodel.FRRS_AVAILABLE] != 1 {
+		t.Fatalf("the second READ must wait for the large entry: %+v", q)
+	}
+	r0.answer(0, 0, r0.in(0).Unique, make([]byte, 100))
+	r0.commit(0, r0.in(0).Unique)
+	r0.expect(cqe(0, 0))
+	if in := r0.in(0); in.Opcode != wire.FUSE_READ {
+		t.Fatalf("the large entry took %v, want the waiting READ", in.Opcode)
+	}
+	if _, err := read.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	mc.m.Unmount()
+	for _, k := range []*kmodel.Call{ga, read2} {
+		if _, err := k.Wait(); err == nil {
+			t.Error("a request in flight at unmount succeeded")
+		}
+	}
 }

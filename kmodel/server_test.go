@@ -77,7 +77,7 @@ func TestServeBothChannels(t *testing.T) {
 	if st.Requests("uring", "LOOKUP") == 0 || st.Requests("devfuse", "INIT") != 1 {
 		t.Errorf("server stats: uring %+v, devfuse %+v", st.Channels["uring"], st.Channels["devfuse"])
 	}
-	r.m.EvictAll(nil)
+	r.m.EvictAll(0)
 	if !waitForgets(r.m) {
 		t.Fatal("forgets did not drain")
 	}
@@ -93,9 +93,9 @@ func TestPatchedForgetOnRing(t *testing.T) {
 		policy kmodel.Config
 	}{
 		{"patch", kmodel.Config{}},
-		{"batch8", kmodel.Config{ForgetBatchOnRing: 8}},
-		{"cap1", kmodel.Config{ForgetEntryCap: 1}},
-		{"batch8cap1", kmodel.Config{ForgetBatchOnRing: 8, ForgetEntryCap: 1}},
+		{"batch8", kmodel.Config{UringForgetBatch: true}},
+		{"cap1", kmodel.Config{UringForgetCap: 1}},
+		{"batch8cap1", kmodel.Config{UringForgetBatch: true, UringForgetCap: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.policy
@@ -109,7 +109,7 @@ func TestPatchedForgetOnRing(t *testing.T) {
 					t.Fatalf("node %d: %d lookups, want %d", id, got, nq)
 				}
 			}
-			n := r.m.EvictAll(nil)
+			n := r.m.EvictAll(0)
 			if n != len(names) {
 				t.Fatalf("evicted %d nodes, want %d", n, len(names))
 			}
@@ -128,12 +128,8 @@ func TestPatchedForgetOnRing(t *testing.T) {
 			ms := r.m.Stats()
 			st := r.srv.Stats()
 			uring, dev := st.Channels["uring"], st.Channels["devfuse"]
-			spilled := ms.ForgetsSpilled
-			if uring == nil || uring.Forgets+spilled != uint64(len(names)) || dev.Forgets != spilled {
-				t.Errorf("forgets: uring %+v, devfuse %+v, spilled %d", uring, dev, spilled)
-			}
-			if tc.policy.ForgetEntryCap == 0 && spilled != 0 {
-				t.Errorf("%d forgets spilled without a cap", spilled)
+			if uring == nil || uring.Forgets != uint64(len(names)) || dev.Forgets != 0 {
+				t.Errorf("forgets: uring %+v, devfuse %+v", uring, dev)
 			}
 			var msgs, commits uint64
 			for _, q := range ms.Queues {
@@ -145,14 +141,14 @@ func TestPatchedForgetOnRing(t *testing.T) {
 				if q.ForgetHeld != 0 {
 					t.Errorf("queue %d: %d entries still hold forgets", q.Qid, q.ForgetHeld)
 				}
-				if cp := tc.policy.ForgetEntryCap; cp > 0 && q.ForgetHeldMax > cp {
+				if cp := tc.policy.UringForgetCap; cp > 0 && q.ForgetHeldMax > cp {
 					t.Errorf("queue %d: %d entries held forgets at once, cap %d", q.Qid, q.ForgetHeldMax, cp)
 				}
 			}
 			if msgs == 0 || msgs != commits {
 				t.Errorf("%d forget messages on the ring, %d committed", msgs, commits)
 			}
-			if cs := r.ch.Stats(); cs.Forgets+spilled != uint64(len(names)) || cs.ForgetErrors != 0 {
+			if cs := r.ch.Stats(); cs.Forgets != uint64(len(names)) || cs.ForgetErrors != 0 {
 				t.Errorf("ring channel: %+v", cs)
 			}
 			checkAccounting(t, r.m, r.srv)
@@ -177,7 +173,7 @@ func TestForgetOnDevWithRing(t *testing.T) {
 			r := startRig(t, rigOptions{model: kmodel.Config{Patched: tc.patched}, ring: &ring.Options{QueueDepth: 4, ForgetCommit: tc.optIn}})
 			names := fileNames(64)
 			lookupEverywhere(r, names)
-			r.m.EvictAll(nil)
+			r.m.EvictAll(0)
 			if !waitForgets(r.m) {
 				t.Fatal("forgets did not drain")
 			}
@@ -388,7 +384,7 @@ func TestFaultAbortDuringForgetStorm(t *testing.T) {
 	}{
 		{"devfuse", false, false, kmodel.Config{}},
 		{"Patched", true, true, kmodel.Config{}},
-		{"Patched/batch16", true, true, kmodel.Config{ForgetBatchOnRing: 16}},
+		{"Patched/batch16", true, true, kmodel.Config{UringForgetBatch: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.policy

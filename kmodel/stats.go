@@ -15,10 +15,9 @@ type Stats struct {
 	// ForgetsQueued counts forgets queued by evictions; ForgetsDelivered
 	// those the server received (on either channel); ForgetsDropped those
 	// lost at unmount or abort; ForgetsToRing those routed to a ring queue
-	// (a Patched kernel); ForgetsSpilled those sent to /dev/fuse because
-	// of ForgetEntryCap.
+	// (a Patched kernel).
 	ForgetsQueued, ForgetsDelivered, ForgetsDropped uint64
-	ForgetsToRing, ForgetsSpilled                   uint64
+	ForgetsToRing                                   uint64
 	// ForgetsOutstanding counts forgets queued and not yet drained.
 	ForgetsOutstanding int
 	// ForgetListLen is the length of the /dev/fuse forget list.
@@ -38,6 +37,10 @@ type DevStats struct {
 	// ForgetMsgs and BatchForgetMsgs count FORGET and BATCH_FORGET
 	// messages read; Forgets the forgets they carried.
 	ForgetMsgs, BatchForgetMsgs, Forgets uint64
+	// Reads counts read(2) calls on /dev/fuse, one system call each;
+	// Sleeps the times a reader blocked for want of a message (a task
+	// switch each, and another when it is woken).
+	Reads, Sleeps uint64
 }
 
 // QueueStats count one ring queue.
@@ -47,8 +50,11 @@ type QueueStats struct {
 	// (indexed by EntryState).
 	Entries int
 	States  [numStates]int
+	// SmallEntries counts the registered entries with a payload buffer
+	// below max_payload_sz (uring_small_ents).
+	SmallEntries int
 	// Backlog counts requests waiting for an entry; ForgetBacklog forgets
-	// waiting on the queue's forget list (ForgetBatchOnRing > 0).
+	// waiting on the queue's forget list (patches 0002-0004).
 	Backlog, ForgetBacklog int
 
 	// Requests counts requests delivered into entries (forget messages
@@ -74,6 +80,14 @@ type QueueStats struct {
 	// since the queue's first REGISTER: two snapshots give the mean over
 	// the time between them.
 	ForgetHeldSeconds float64
+
+	// Enters counts io_uring_enter calls (SubmitAndWait) of the rings
+	// made for this qid: one system call each, however many commands it
+	// submits and completions it returns. ForgetEnters counts those that
+	// carried forget work: that submitted the commit of a forget message
+	// or returned with the completion of one posted. Sleeps counts the
+	// calls that blocked for want of a completion (a task switch each).
+	Enters, ForgetEnters, Sleeps uint64
 }
 
 // queueCounters are a queue's counters, under the connection's lock.
@@ -99,7 +113,6 @@ func (c *Conn) Stats() Stats {
 		ForgetsDelivered:   c.fg.delivered,
 		ForgetsDropped:     c.fg.dropped,
 		ForgetsToRing:      c.fg.toRing,
-		ForgetsSpilled:     c.fg.spilled,
 		ForgetsOutstanding: c.outstanding,
 		ForgetListLen:      c.forgets.len(),
 	}
@@ -116,6 +129,7 @@ func (c *Conn) Stats() Stats {
 		}
 		s := &q.st
 		qs.Entries = len(q.ents)
+		qs.SmallEntries = q.nrSmall
 		qs.States = s.states
 		qs.Backlog = q.reqs.len()
 		qs.ForgetBacklog = q.forgets.len()
@@ -129,5 +143,18 @@ func (c *Conn) Stats() Stats {
 			qs.ForgetHeldMean = qs.ForgetHeldSeconds / span
 		}
 	}
+	c.ringCounts(st.Queues)
 	return st
+}
+
+// ringCounts adds the io_uring_enter counts of the rings to qs, by qid.
+func (c *Conn) ringCounts(qs []QueueStats) {
+	for _, r := range c.rings {
+		if r.qid >= 0 && r.qid < len(qs) {
+			q := &qs[r.qid]
+			q.Enters += r.enters
+			q.ForgetEnters += r.forgetEnters
+			q.Sleeps += r.sleeps
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ringfuse"
+	"ringfuse/creds"
 )
 
 // reqCtx is the context.Context of the request a worker is serving. It is
@@ -19,6 +20,11 @@ type reqCtx struct {
 	mu       sync.Mutex
 	done     chan struct{}
 	canceled bool
+
+	// owned says the worker's goroutine keeps its OS thread for good
+	// (Worker.OwnThread); thread then records that thread's credentials.
+	owned  bool
+	thread creds.Thread
 }
 
 var _ context.Context = (*reqCtx)(nil)
@@ -63,6 +69,16 @@ func (c *reqCtx) interrupt(unique uint64) bool {
 
 // Caller implements the interface ringfuse.CallerOf looks for.
 func (c *reqCtx) Caller() ringfuse.Caller { return c.caller }
+
+// CredThread names the OS thread serving the request to package creds, if
+// the worker's goroutine keeps it for good, so that a caller's credentials
+// may stay on it from one request to the next.
+func (c *reqCtx) CredThread() *creds.Thread {
+	if c.owned {
+		return &c.thread
+	}
+	return nil
+}
 
 // Deadline implements context.Context: requests have none.
 func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }

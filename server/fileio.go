@@ -72,7 +72,7 @@ func (w *Worker) StartFileIO(inOut, opIn, payload []byte, outCap int, io *FileIO
 	if _, ok := w.s.nodes.get(h.NodeID); !ok {
 		return false // HandleRing answers ESTALE
 	}
-	fd, hold, ok := f.AcquireFd(fh)
+	fd, hold, ok := f.AcquireFd(fh, io.Off, io.Len)
 	if !ok {
 		return false
 	}

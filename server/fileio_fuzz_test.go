@@ -23,7 +23,7 @@ type fdFS struct {
 // fdFSHandle is the one handle fdFS lends a descriptor for.
 const fdFSHandle = 7
 
-func (f *fdFS) AcquireFd(fh uint64) (int, any, bool) {
+func (f *fdFS) AcquireFd(fh uint64, off int64, size int) (int, any, bool) {
 	if fh != fdFSHandle {
 		return 0, nil, false
 	}

@@ -57,6 +57,12 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 	if s.opts.Passthrough {
 		want |= wire.FUSE_PASSTHROUGH
 	}
+	if s.opts.PosixACL && s.ops.xattr != nil {
+		want |= wire.FUSE_POSIX_ACL
+	}
+	if s.opts.ApplyUmask {
+		want |= wire.FUSE_DONT_MASK
+	}
 	flags := kflags & want
 	info := InitInfo{
 		Minor:        min(in.Minor, wire.FUSE_KERNEL_MINOR_VERSION),

@@ -38,6 +38,21 @@ type Options struct {
 	// reads and writes bypass the server (FUSE_PASSTHROUGH). Off by
 	// default, so that benchmarks measure the server path.
 	Passthrough bool
+	// PosixACL asks the kernel to enforce POSIX ACLs itself
+	// (FUSE_POSIX_ACL), reading them with GETXATTR, for a filesystem that
+	// implements ringfuse.Xattrer. The kernel then also turns on
+	// default_permissions and leaves the caller's umask to the filesystem
+	// (the umask argument of Mkdir, Mknod and Create). Without it, ACL
+	// attributes pass through unread by the kernel, and a filesystem that
+	// acts as the caller (package creds) enforces them on the backing
+	// files.
+	PosixACL bool
+	// ApplyUmask leaves the caller's umask to the filesystem
+	// (FUSE_DONT_MASK): the mode of MKDIR, MKNOD and CREATE arrives
+	// unmasked, with the umask beside it, so that a filesystem can let a
+	// directory's default ACL decide instead, as Linux does. PosixACL
+	// implies it.
+	ApplyUmask bool
 	// Transport, if set, is a second channel started at INIT, such as the
 	// io_uring queues.
 	Transport Transport

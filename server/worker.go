@@ -75,6 +75,14 @@ type Reply struct {
 	Init bool
 }
 
+// OwnThread tells the worker that the goroutine calling it is locked to its
+// OS thread (runtime.LockOSThread) and will never unlock it, so that
+// per-thread state a filesystem leaves between requests, such as a
+// caller's credentials (package creds), never reaches other goroutines: Go
+// ends a thread whose goroutine exits locked. Call it before the first
+// request, from that goroutine.
+func (w *Worker) OwnThread() { w.ctx.owned = true }
+
 // Channel returns the name of the channel the worker serves.
 func (w *Worker) Channel() string { return w.channel }
 

@@ -55,13 +55,15 @@ type Session struct {
 // Mount mounts fsys on dir, starts serving it and waits until the kernel's
 // INIT has been answered, so the mount is usable when Mount returns. The
 // caller must call Unmount. For a filesystem that is [ringfuse.KernelChecked],
-// AllowOther brings DefaultPermissions with it.
+// a mount that users other than this process can reach (AllowOther, or a
+// UserID or GroupID of another user) brings DefaultPermissions with it.
 func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	if kc, ok := fsys.(ringfuse.KernelChecked); ok && kc.KernelChecksPermissions() && o.Mount.AllowOther {
+	owner := ownerOf(&o.Mount)
+	if kc, ok := fsys.(ringfuse.KernelChecked); ok && kc.KernelChecksPermissions() && (o.Mount.AllowOther || owner != nil) {
 		o.Mount.DefaultPermissions = true
 	}
 	conn, err := mount.Mount(dir, &o.Mount)
@@ -91,7 +93,7 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	}
 	select {
 	case <-srv.Initialized():
-		if err := disablePoll(s.dir); err != nil {
+		if err := disablePoll(s.dir, owner); err != nil {
 			s.forceClose()
 			return nil, err
 		}
@@ -190,11 +192,38 @@ func (s *Session) forceClose() {
 	s.conn.Close()
 }
 
+// ids are a user and group ID.
+type ids struct{ uid, gid uint32 }
+
+// ownerOf returns the user and group a mount is for when they are not this
+// process's (user_id=, group_id= of another user), or nil. Without
+// allow_other the kernel lets only that user in: its real, effective and
+// saved IDs must all match (fuse_permissible_uidgid), so not even root may
+// enter.
+func ownerOf(o *mount.Options) *ids {
+	uid, gid := uint32(unix.Getuid()), uint32(unix.Getgid())
+	own := ids{uid, gid}
+	if o.UserID != nil {
+		own.uid = *o.UserID
+	}
+	if o.GroupID != nil {
+		own.gid = *o.GroupID
+	}
+	if o.AllowOther || own == (ids{uid, gid}) && uid == uint32(unix.Geteuid()) && gid == uint32(unix.Getegid()) {
+		return nil
+	}
+	return &own
+}
+
 // disablePoll makes the kernel stop sending POLL for this connection (see
 // server.PollHackName): it opens the hack file and registers it with an
 // epoll instance through a real syscall, which the server answers with
-// ENOSYS.
-func disablePoll(dir string) error {
+// ENOSYS. On a mount for another user (owner not nil) it does that as the
+// owner, whom alone the kernel lets in.
+func disablePoll(dir string, owner *ids) error {
+	if owner != nil {
+		return asUser(*owner, func() error { return disablePoll(dir, nil) })
+	}
 	fd, err := unix.Open(filepath.Join(dir, server.PollHackName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("session: open poll hack: %w", err)
@@ -212,4 +241,30 @@ func disablePoll(dir string) error {
 	unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(ep), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	runtime.KeepAlive(&ev)
 	return nil
+}
+
+// asUser runs f on an OS thread of its own that has become user u: real,
+// effective and saved IDs, and no supplementary groups. Such a thread has
+// lost the privileges to come back, so its goroutine never unlocks it, and
+// Go ends the thread when the goroutine returns. The raw system calls change
+// that thread alone (Go's syscall.Setresuid would change every thread).
+func asUser(u ids, f func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+			done <- fmt.Errorf("session: setgroups: %w", e)
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.gid), uintptr(u.gid), uintptr(u.gid)); e != 0 {
+			done <- fmt.Errorf("session: setresgid %d: %w", u.gid, e)
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.uid), uintptr(u.uid), uintptr(u.uid)); e != 0 {
+			done <- fmt.Errorf("session: setresuid %d: %w", u.uid, e)
+			return
+		}
+		done <- f()
+	}()
+	return <-done
 }

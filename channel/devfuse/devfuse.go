@@ -106,6 +106,11 @@ func alignedAfter(n, hdr int) []byte {
 }
 
 func (r *reader) loop() error {
+	// A filesystem may leave a caller's credentials on the thread from
+	// one request to the next (package creds): keep the thread for good,
+	// so they never reach other goroutines, and Go ends it with us.
+	runtime.LockOSThread()
+	r.w.OwnThread()
 	ending := false // a read said ECONNABORTED
 	for {
 		n, err := r.dev.Read(r.in)

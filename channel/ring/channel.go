@@ -142,6 +142,10 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 
 	threads := max(c.opts.Threads, 1)
 	per := max(depth/threads, 1)
+	small, smallPayload, err := smallEntries(&c.opts, per, threads, payload)
+	if err != nil {
+		return err
+	}
 	if !c.opts.KeepProcs {
 		raiseProcs(nq * threads * min(per, poolSize))
 	}
@@ -158,8 +162,11 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 				e := &q.ents[i]
 				e.Qid, e.Index = uint16(qid), i
 				e.Header = (*wire.UringReqHeader)(unsafe.Pointer(&mem[i*headerStride]))
-				off := hdrArea + i*stride
-				e.Payload = mem[off : off+payload : off+payload]
+				off, n := hdrArea+i*stride, payload
+				if i < small {
+					n = smallPayload
+				}
+				e.Payload = mem[off : off+n : off+n]
 			}
 			c.queues = append(c.queues, q)
 			c.wg.Add(1)
@@ -173,6 +180,33 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// smallEntries checks Options.SmallEntries and SmallPayload against a
+// thread's per entries and the full payload size, and returns how many of a
+// thread's entries are small and their payload size.
+func smallEntries(o *Options, per, threads, payload int) (int, int, error) {
+	if o.SmallEntries == 0 {
+		return 0, payload, nil
+	}
+	size := o.SmallPayload
+	if size == 0 {
+		size = wire.FUSE_MIN_READ_BUFFER
+	}
+	small := o.SmallEntries / threads
+	switch {
+	case o.SmallEntries < 0 || o.SmallPayload < 0:
+		return 0, 0, fmt.Errorf("ring: negative small entries %d or payload %d", o.SmallEntries, o.SmallPayload)
+	case size < wire.FUSE_MIN_READ_BUFFER:
+		return 0, 0, fmt.Errorf("ring: small payload %d is below the kernel's minimum of %d", size, wire.FUSE_MIN_READ_BUFFER)
+	case size >= payload:
+		return 0, 0, fmt.Errorf("ring: small payload %d is not smaller than max_payload_sz %d", size, payload)
+	case small < 1 || small >= per:
+		// The kernel's ring becomes ready only when each queue has a
+		// full-sized entry.
+		return 0, 0, fmt.Errorf("ring: %d small entries over %d threads of %d entries: each thread needs at least one small and one full-sized entry", o.SmallEntries, threads, per)
+	}
+	return small, size, nil
 }
 
 // notOffered builds the Prepare error for a kernel that did not offer the

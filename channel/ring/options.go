@@ -25,6 +25,21 @@ type Options struct {
 	// kernel without the patch ignores the bit. Off by default.
 	ForgetCommit bool
 
+	// SmallEntries is how many of each queue's entries register a payload
+	// buffer of SmallPayload bytes instead of max_payload_sz (-o
+	// io_uring_small_ents), divided among the queue's Threads like
+	// QueueDepth. A kernel with the series' uring_small_ents parameter set
+	// sends forgets only to small entries and other requests to entries
+	// they fit, so that small requests leave the large entries free; any
+	// other kernel refuses the REGISTER, and the connection falls back to
+	// /dev/fuse. Every thread keeps at least one full-sized entry. Zero (the
+	// default) registers only full-sized entries.
+	SmallEntries int
+
+	// SmallPayload is the payload size of the small entries; zero means
+	// FUSE_MIN_READ_BUFFER (8 KiB), the least the kernel accepts.
+	SmallPayload int
+
 	// SingleIssuer creates each queue's ring with IORING_SETUP_SINGLE_ISSUER.
 	// Each queue submits only from its own locked thread, so it is always
 	// safe. Off by default, as in libfuse.

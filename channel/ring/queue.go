@@ -109,6 +109,7 @@ func (q *queue) run(ready chan<- error) {
 	q.ring = r
 	q.mu.Unlock()
 	q.w = q.s.NewWorker("uring")
+	q.w.OwnThread()
 	if fio, ok := r.(FileIORing); ok && q.c.opts.FileIO {
 		q.fio, q.ios = fio, make([]server.FileIO, len(q.ents))
 	}
@@ -403,6 +404,10 @@ func (q *queue) startPool() {
 		q.pool.Add(1)
 		go func() {
 			defer q.pool.Done()
+			// Locked for good, like the queue thread: a filesystem
+			// may leave a caller's credentials on it (package creds).
+			runtime.LockOSThread()
+			w.OwnThread()
 			for e := range q.async {
 				q.handle(w, e)
 				q.doneMu.Lock()

@@ -26,7 +26,8 @@ type Entry struct {
 	// Header is struct fuse_uring_req_header (iov[0] of REGISTER).
 	Header *wire.UringReqHeader
 	// Payload is the payload buffer (iov[1] of REGISTER), exactly
-	// max_payload_sz bytes: max(8192, max_write, max_pages*page size).
+	// max_payload_sz bytes: max(8192, max_write, max_pages*page size), or
+	// Options.SmallPayload for the first Options.SmallEntries entries.
 	Payload []byte
 
 	state    entryState

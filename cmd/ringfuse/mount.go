@@ -26,9 +26,17 @@ SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
 Needs root: ringfuse mounts with mount(2).
 
 Options (-o, comma separated, libfuse style):
-  allow_other            let other users use the mount (implies
-                         default_permissions: the daemon acts as root)
-  default_permissions    let the kernel check file modes
+  allow_other            let other users use the mount; the daemon acts as
+                         each caller (fsuid, fsgid, groups), and the kernel
+                         checks modes and ACLs first (default_permissions)
+  default_permissions    let the kernel check file modes and POSIX ACLs
+                         (the default with allow_other or user_id=)
+  no_default_permissions leave every permission check to the backing
+                         filesystem, done as the caller; names are then
+                         not cached (entry_timeout=0 unless given), since a
+                         cached name lets the next user skip the search
+                         permission of its directories
+  user_id=N, group_id=N  the user the mount is for (default: the caller)
   ro                     read-only mount
   fsname=NAME            source shown in /proc/mounts (default: SOURCE)
   subtype=NAME           type shown as fuse.NAME (default: ringfuse)
@@ -44,6 +52,10 @@ Options (-o, comma separated, libfuse style):
   io_uring_q_depth=N     ring entries per CPU queue (default 8)
   io_uring_threads=N     threads (each with its own ring) per CPU queue (default 1)
   io_uring_forget        ask a 7.46 kernel to deliver FORGET over the ring
+  io_uring_small_ents=N  of each queue's entries, N get a small payload buffer
+                         (needs the series' uring_small_ents kernel parameter)
+  io_uring_small_payload=BYTES
+                         payload size of those entries (default 8192)
   io_uring_single_issuer, io_uring_defer_taskrun, io_uring_coop_taskrun,
   io_uring_sqpoll        io_uring setup flags of the queue rings (for
                          benchmarks; defer_taskrun implies single_issuer)
@@ -66,6 +78,8 @@ type config struct {
 	uring        bool
 	uringDepth   int
 	uringForgt   bool
+	uringSmall   int
+	uringSmallSz int
 	uringThreads int
 	uringSetup   []string // io_uring setup flags by option name
 	fdCache      int
@@ -79,13 +93,26 @@ func parseOptions(words []string, source string) (*config, error) {
 		return nil, err
 	}
 	c := &config{}
-	// The passthrough acts with the daemon's (root's) credentials and
-	// leaves permission checks to the kernel: with allow_other but without
-	// default_permissions, any user could read, write and chown anything in
-	// SOURCE. So allow_other always brings default_permissions.
-	if mo.AllowOther {
+	noDefault := false
+	for _, w := range rest {
+		noDefault = noDefault || w == "no_default_permissions"
+	}
+	// The passthrough acts as each caller, so the backing filesystem
+	// checks every call. A mount other users reach still gets the kernel's
+	// checks first by default: they see the whole path (a name cached by
+	// one user is otherwise walked by another without a LOOKUP, skipping
+	// the search permission of its directories) and refuse early.
+	if (mo.AllowOther || mo.UserID != nil || mo.GroupID != nil) && !noDefault {
 		mo.DefaultPermissions = true
 	}
+	if noDefault && mo.DefaultPermissions {
+		return nil, errors.New("default_permissions and no_default_permissions contradict each other")
+	}
+	// With the kernel checking, let it check POSIX ACLs too.
+	c.session.Server.PosixACL = mo.DefaultPermissions
+	// The passthrough applies the umask itself, unless a default ACL
+	// decides (fs/passthrough: createMode).
+	c.session.Server.ApplyUmask = true
 	c.session.Mount = mo
 	if c.session.Mount.FSName == "" {
 		c.session.Mount.FSName = source
@@ -139,12 +166,18 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.uringThreads, err = num()
 		case "io_uring_forget":
 			c.uringForgt = true
+		case "io_uring_small_ents":
+			c.uringSmall, err = num()
+		case "io_uring_small_payload":
+			c.uringSmallSz, err = num()
 		case "io_uring_single_issuer", "io_uring_defer_taskrun", "io_uring_coop_taskrun", "io_uring_sqpoll", "io_uring_no_affinity", "io_uring_sched_idle", "io_uring_file_io", "io_uring_no_file_io":
 			c.uringSetup = append(c.uringSetup, key)
 		case "readers":
 			c.session.Readers, err = num()
 		case "fd_cache":
 			c.fdCache, err = num()
+		case "no_default_permissions":
+			// handled above
 		default:
 			return nil, fmt.Errorf("unknown option %q (see ringfuse mount --help)", w)
 		}
@@ -152,7 +185,13 @@ func parseOptions(words []string, source string) (*config, error) {
 			return nil, err
 		}
 	}
-	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || len(c.uringSetup) > 0) && !c.uring {
+	if noDefault && c.session.Server.EntryTimeout == 0 {
+		// Without the kernel's checks, only a LOOKUP as the caller
+		// checks the search permission of a path's directories, and the
+		// kernel walks a cached name without one.
+		c.session.Server.EntryTimeout = -1
+	}
+	if (c.uringDepth > 0 || c.uringThreads > 0 || c.uringForgt || c.uringSmall > 0 || c.uringSmallSz > 0 || len(c.uringSetup) > 0) && !c.uring {
 		return nil, errors.New("the io_uring_* options need -o io_uring")
 	}
 	return c, nil
@@ -203,6 +242,9 @@ func runMount(args []string) error {
 	if err := applyUring(cfg); err != nil {
 		return err
 	}
+	// New files get exactly the mode the kernel sends (the caller's umask
+	// is applied already), not one masked again by the daemon's.
+	syscall.Umask(0)
 	fsys, err := passthrough.New(abs, &passthrough.Options{FdCacheSize: cfg.fdCache, Passthrough: cfg.passthru})
 	if err != nil {
 		return err

@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"ringfuse/forgetstudy"
-	// The model policies (model-devfuse, model-patch-v3,
-	// model-batched-entry, model-entry-cap, model-batched-capped):
-	// -policies model runs them, -policies all runs them too.
+	// The model policies (model-devfuse, model-uring-forgets-on-devfuse,
+	// model-patch-v3, model-batched, model-capped, model-batched-capped,
+	// model-held-back, model-small-ents): -policies model runs them,
+	// -policies all runs them too.
 	"ringfuse/forgetstudy/model"
 )
 
@@ -59,6 +60,8 @@ func runForgetStudy(args []string) error {
 		workDir  = fs.String("workdir", "", "backing tree, mount point and fio logs; kept for reuse (default $TMPDIR/ringfuse-forgetstudy)")
 		clean    = fs.Bool("clean", false, "remove the work directory at the end")
 		fio      = fs.String("fio", "fio", "fio binary")
+		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (model policies; fio runs at depth 1)")
+		mCPUs    = fs.Int("model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
 	)
 	fs.Usage = func() {
 		var b strings.Builder
@@ -95,7 +98,8 @@ func runForgetStudy(args []string) error {
 	p := forgetstudy.Params{
 		Inodes:       *inodes,
 		QueueDepth:   *qDepth,
-		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio},
+		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth},
+		ModelCPUs:    *mCPUs,
 		Warmup:       *warmup,
 		Baseline:     *baseline,
 		StormDelay:   *delay,

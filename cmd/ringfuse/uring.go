@@ -10,7 +10,8 @@ func applyUring(c *config) error {
 	if !c.uring {
 		return nil
 	}
-	o := &ring.Options{QueueDepth: c.uringDepth, Threads: c.uringThreads, ForgetCommit: c.uringForgt, FileIO: true}
+	o := &ring.Options{QueueDepth: c.uringDepth, Threads: c.uringThreads, ForgetCommit: c.uringForgt,
+		SmallEntries: c.uringSmall, SmallPayload: c.uringSmallSz, FileIO: true}
 	for _, f := range c.uringSetup {
 		switch f {
 		case "io_uring_single_issuer":

@@ -27,6 +27,7 @@ func TestModelPolicies(t *testing.T) {
 			}.WithDefaults()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
+			p.ModelCPUs = 2
 			r, err := pol.Run(ctx, p)
 			if err != nil {
 				t.Fatal(err)
@@ -62,8 +63,14 @@ func TestModelPolicies(t *testing.T) {
 			if r.Batches.Total() != r.Messages() {
 				t.Errorf("histogram counts %d messages, transport %d", r.Batches.Total(), r.Messages())
 			}
+			if pol.optIn && r.RingForgetMsgs > 0 && r.RingForgetQueues != 1 {
+				t.Errorf("drop_caches is one task on CPU 0: forgets reached %d ring queues, want 1", r.RingForgetQueues)
+			}
+			if r.RingForgetMsgs > 0 && (!r.RingEntersKnown || r.RingEnters == 0 || r.RingEnters > r.RingCQEs+r.RingCommits) {
+				t.Errorf("%d io_uring_enter calls for %d CQEs and %d commits", r.RingEnters, r.RingCQEs, r.RingCommits)
+			}
 			switch pol.Name() {
-			case NameDevFuse:
+			case NameDevFuse, NameUringForgetsOnDevFuse:
 				if r.RingForgetMsgs != 0 || r.DevForgetMsgs == 0 || r.EntriesHeldMax != 0 {
 					t.Errorf("devfuse: ring msgs %d, dev msgs %d, held %v", r.RingForgetMsgs, r.DevForgetMsgs, r.EntriesHeldMax)
 				}
@@ -71,7 +78,7 @@ func TestModelPolicies(t *testing.T) {
 				if r.RingCommits != inodes || r.RingForgetMsgs != inodes || r.RingCQEs != inodes || r.DevForgetMsgs != 0 {
 					t.Errorf("patch v3: %d commits, %d ring msgs, %d CQEs, %d dev msgs for %d forgets", r.RingCommits, r.RingForgetMsgs, r.RingCQEs, r.DevForgetMsgs, inodes)
 				}
-			case NameBatchedEntry:
+			case NameBatched, NameHeldBack, NameSmallEnts:
 				if r.RingCommits >= inodes || r.RingCommits != r.RingForgetMsgs || r.RingForgets != inodes {
 					t.Errorf("batched: %d commits, %d msgs, %d ring forgets for %d forgets", r.RingCommits, r.RingForgetMsgs, r.RingForgets, inodes)
 				}
@@ -79,12 +86,11 @@ func TestModelPolicies(t *testing.T) {
 				if r.EntriesHeldMax > EntryCap || r.RingCommits >= inodes || r.RingForgets != inodes {
 					t.Errorf("batched+cap: %v entries held, %d commits, %d ring forgets", r.EntriesHeldMax, r.RingCommits, r.RingForgets)
 				}
-			case NameEntryCap:
-				if r.EntriesHeldMax > EntryCap {
-					t.Errorf("entry cap: %v entries held, cap %d", r.EntriesHeldMax, EntryCap)
-				}
-				if r.RingCommits != r.RingForgetMsgs {
-					t.Errorf("entry cap: %d commits for %d ring msgs", r.RingCommits, r.RingForgetMsgs)
+			case NameCapped:
+				// One forget per entry, at most EntryCap entries: all on the
+				// ring, none spilled to /dev/fuse.
+				if r.EntriesHeldMax > EntryCap || r.RingForgetMsgs != inodes || r.RingCommits != inodes || r.DevForgetMsgs != 0 {
+					t.Errorf("capped: %v entries held (cap %d), %d ring msgs, %d commits, %d dev msgs", r.EntriesHeldMax, EntryCap, r.RingForgetMsgs, r.RingCommits, r.DevForgetMsgs)
 				}
 			}
 			deadline := time.Now().Add(5 * time.Second)
@@ -109,5 +115,42 @@ func TestRegistered(t *testing.T) {
 		if p.Kind() != forgetstudy.KindModel {
 			t.Errorf("%s: kind %q", n, p.Kind())
 		}
+	}
+}
+
+// TestModelReadDepth runs readers at depth 32 over 8 ring entries per
+// queue, so that reads wait for entries while forgets hold them.
+func TestModelReadDepth(t *testing.T) {
+	for _, name := range []string{NamePatchV3, NameBatchedCap} {
+		t.Run(name, func(t *testing.T) {
+			pol, err := forgetstudy.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := forgetstudy.Params{
+				Inodes:       2000,
+				QueueDepth:   8,
+				Read:         forgetstudy.ReadJob{Depth: 32},
+				ModelCPUs:    2,
+				Baseline:     100 * time.Millisecond,
+				StormDelay:   50 * time.Millisecond,
+				DrainTimeout: 30 * time.Second,
+				Logf:         t.Logf,
+			}.WithDefaults()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r, err := pol.Run(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("depth 32: forgets %d, ring msgs %d, held max %.0f, enters %d, baseline %d reads p99 %v, storm p99 %v, notes %q",
+				r.Forgets, r.RingForgetMsgs, r.EntriesHeldMax, r.RingEnters, r.Baseline.N, r.Baseline.P99, r.StormWhole.P99, r.Notes)
+			if r.Forgets != 2000 || !r.Drained || r.EndNodes != r.BaseNodes || r.RingForgets != 2000 {
+				t.Errorf("forgets %d (%d on the ring), drained %v, end nodes %d, base %d", r.Forgets, r.RingForgets, r.Drained, r.EndNodes, r.BaseNodes)
+			}
+			if r.Baseline.N == 0 || r.EntriesHeldMax > 8 {
+				t.Errorf("baseline %d reads, %v entries held", r.Baseline.N, r.EntriesHeldMax)
+			}
+		})
 	}
 }

@@ -15,12 +15,21 @@ type openFile struct {
 	refs   atomic.Int32
 	direct bool       // opened with O_DIRECT
 	dir    *dirStream // non-nil for OPENDIR handles
+	// bfd is, for a file opened with O_DIRECT, the same file opened
+	// without it, for the reads and writes O_DIRECT refuses (see
+	// openDirect); -1 otherwise.
+	bfd int
+	// dioAlign is the offset and length alignment O_DIRECT needs on fd.
+	dioAlign int64
 }
 
 // put drops a reference taken by handleTable.get or held by the table.
 func (f *openFile) put() {
 	if f.refs.Add(-1) == 0 {
 		closeFd(f.fd)
+		if f.bfd >= 0 {
+			closeFd(f.bfd)
+		}
 	}
 }
 

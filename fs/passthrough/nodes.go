@@ -1,6 +1,7 @@
 package passthrough
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -8,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 	"ringfuse/internal/offheap"
 )
 
@@ -422,9 +424,9 @@ func (fs *FS) handleOf(n *node, hb *handleBuf) ([]byte, int, syscall.Errno) {
 // forgotten could get there.
 
 // acquire returns an O_PATH descriptor for n, from the cache if it has one
-// and otherwise opened by handle and put in the cache. The caller must
-// release it.
-func (fs *FS) acquire(n *node) (pathFd, syscall.Errno) {
+// and otherwise opened by handle (with the daemon's rights: it needs
+// CAP_DAC_READ_SEARCH) and put in the cache. The caller must release it.
+func (fs *FS) acquire(ctx context.Context, n *node) (pathFd, syscall.Errno) {
 	sh := fs.shardOf(n.key)
 	sh.mu.Lock()
 	if n.refs <= 0 {
@@ -453,7 +455,11 @@ func (fs *FS) acquire(n *node) (pathFd, syscall.Errno) {
 		return pathFd{}, syscall.ESTALE // a pinned node without its descriptor
 	}
 
-	fd, e := openByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
+	var fd int
+	e := creds.Daemon(ctx, func() (e syscall.Errno) {
+		fd, e = openByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
+		return e
+	})
 	if e != 0 {
 		return pathFd{}, e
 	}

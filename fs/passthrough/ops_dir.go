@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 )
 
 // dirBufSize is the getdents64 buffer of each open directory.
@@ -28,19 +29,22 @@ type dirStream struct {
 	next uint64
 }
 
-// OpenDir opens directory n for listing.
+// OpenDir opens directory n for listing, as the caller: reading a
+// directory needs read permission on it.
 func (fs *FS) OpenDir(ctx context.Context, n ringfuse.Node, flags uint32, out *ringfuse.OpenOut) syscall.Errno {
 	var fd int
-	e := fs.withNode(n, func(pfd int) syscall.Errno {
-		// "." of the node's own descriptor: no name from the client.
-		var err error
-		fd, err = unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		return errnoOf(err)
+	e := fs.withNode(ctx, n, func(pfd int) syscall.Errno {
+		// Through /proc, not "." of pfd, which would also need search
+		// permission on the directory itself.
+		return creds.Run(ctx, func() (e syscall.Errno) {
+			fd, e = openProc(pfd, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+			return e
+		})
 	})
 	if e != 0 {
 		return e
 	}
-	if e := fs.addOpen(fd, unix.O_RDONLY, &dirStream{}, out); e != 0 {
+	if e := fs.addOpen(ctx, fd, unix.O_RDONLY, &dirStream{}, out); e != 0 {
 		closeFd(fd)
 		return e
 	}
@@ -123,7 +127,7 @@ func (fs *FS) ReadDir(ctx context.Context, n ringfuse.Node, fh uint64, off uint6
 		name := string(nb)
 		var ok bool
 		if plus {
-			ok = fs.addPlus(of.fd, name, ino, typ, doff, w)
+			ok = fs.addPlus(ctx, of.fd, name, ino, typ, doff, w)
 		} else {
 			ok = w.Add(name, ino, typ, doff)
 		}
@@ -137,7 +141,7 @@ func (fs *FS) ReadDir(ctx context.Context, n ringfuse.Node, fh uint64, off uint6
 }
 
 // addPlus adds one READDIRPLUS entry; it reports false when w is full.
-func (fs *FS) addPlus(dirfd int, name string, ino uint64, typ uint32, off uint64, w ringfuse.DirWriter) bool {
+func (fs *FS) addPlus(ctx context.Context, dirfd int, name string, ino uint64, typ uint32, off uint64, w ringfuse.DirWriter) bool {
 	if name == "." || name == ".." {
 		return w.Add(name, ino, typ, off)
 	}
@@ -145,7 +149,7 @@ func (fs *FS) addPlus(dirfd int, name string, ino uint64, typ uint32, off uint64
 		EntryTimeout: time.Duration(fs.entryTimeout.Load()),
 		AttrTimeout:  time.Duration(fs.attrTimeout.Load()),
 	}
-	n, errno := fs.lookupAt(dirfd, name, &e)
+	n, errno := fs.lookupAt(ctx, dirfd, name, &e)
 	switch {
 	case errno == syscall.ENOENT:
 		return true // removed since getdents: skip it

@@ -7,11 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 )
 
 // withParent runs f with an O_PATH descriptor for directory parent, after
 // validating name.
-func (fs *FS) withParent(parent ringfuse.Node, name string, dotErr syscall.Errno, f func(pfd int) syscall.Errno) syscall.Errno {
+func (fs *FS) withParent(ctx context.Context, parent ringfuse.Node, name string, dotErr syscall.Errno, f func(pfd int) syscall.Errno) syscall.Errno {
 	if e := checkName(name, dotErr); e != 0 {
 		return e
 	}
@@ -19,7 +20,7 @@ func (fs *FS) withParent(parent ringfuse.Node, name string, dotErr syscall.Errno
 	if e != 0 {
 		return e
 	}
-	p, e := fs.acquireRetry(pn)
+	p, e := fs.acquireRetry(ctx, pn)
 	if e != 0 {
 		return e
 	}
@@ -29,79 +30,104 @@ func (fs *FS) withParent(parent ringfuse.Node, name string, dotErr syscall.Errno
 
 // acquireRetry is acquire, retried once the descriptor cache has given up
 // idle descriptors if the process is out of them.
-func (fs *FS) acquireRetry(n *node) (pathFd, syscall.Errno) {
+func (fs *FS) acquireRetry(ctx context.Context, n *node) (pathFd, syscall.Errno) {
 	var p pathFd
 	e := fs.retryFds(false, func() syscall.Errno {
 		var e syscall.Errno
-		p, e = fs.acquire(n)
+		p, e = fs.acquire(ctx, n)
 		return e
 	})
 	return p, e
 }
 
-// openAtRetry is openUpgraded, retried the same way. An open that fails
-// with EMFILE has created nothing (the descriptor is reserved before the
-// path is resolved), so the retry is safe with O_CREAT|O_EXCL.
-func (fs *FS) openAtRetry(dirfd int, name string, flags int, mode uint32) (fd int, err error) {
+// openAtRetry is openUpgraded as the caller, retried the same way. An open
+// that fails with EMFILE has created nothing (the descriptor is reserved
+// before the path is resolved), so the retry is safe with O_CREAT|O_EXCL.
+func (fs *FS) openAtRetry(ctx context.Context, dirfd int, name string, flags int, mode uint32) (fd int, err error) {
 	fs.retryFds(false, func() syscall.Errno {
-		fd, err = openUpgraded(dirfd, name, flags, mode)
-		return errnoOf(err)
+		return creds.Run(ctx, func() syscall.Errno {
+			fd, err = openUpgraded(dirfd, name, flags, mode)
+			return errnoOf(err)
+		})
 	})
 	return fd, err
 }
 
+// The operations that make, link and remove names run as the caller
+// (package creds): the backing filesystem checks the caller's rights on
+// the directories and gives a new object the caller's owner and group, or
+// the directory's group in a set-group-ID directory, in one step.
+
 // Mkdir makes directory name in parent, owned by the caller.
 func (fs *FS) Mkdir(ctx context.Context, parent ringfuse.Node, name string, mode, umask uint32, out *ringfuse.Entry) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
-		if err := unix.Mkdirat(pfd, name, mode&0o7777); err != nil {
-			return errnoOf(err)
+	return fs.withParent(ctx, parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+		mode, restore := fs.createMode(pfd, mode, umask)
+		e := creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Mkdirat(pfd, name, mode)) })
+		if e != 0 {
+			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, unix.S_IFDIR, mode, out)
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFDIR, restore, out)
 	})
 }
 
 // Mknod makes a FIFO, socket, device or regular file, owned by the caller.
 // rdev is in the kernel's new_encode_dev format.
 func (fs *FS) Mknod(ctx context.Context, parent ringfuse.Node, name string, mode, rdev, umask uint32, out *ringfuse.Entry) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+	return fs.withParent(ctx, parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
 		typ := mode & unix.S_IFMT
 		if typ == 0 {
 			typ = unix.S_IFREG
 		}
-		if err := unix.Mknodat(pfd, name, typ|mode&0o7777, int(decodeDev(rdev))); err != nil {
-			return errnoOf(err)
+		perm, restore := fs.createMode(pfd, mode, umask)
+		e := creds.Run(ctx, func() syscall.Errno {
+			return errnoOf(unix.Mknodat(pfd, name, typ|perm, int(decodeDev(rdev))))
+		})
+		if e != 0 {
+			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, typ, mode, out)
+		return fs.newNodeAt(ctx, pfd, name, typ, restore, out)
 	})
 }
 
 // Symlink makes name in parent a symlink to target, owned by the caller.
 // The target is stored, never resolved.
 func (fs *FS) Symlink(ctx context.Context, parent ringfuse.Node, name, target string, out *ringfuse.Entry) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
-		if err := unix.Symlinkat(target, pfd, name); err != nil {
-			return errnoOf(err)
+	return fs.withParent(ctx, parent, name, syscall.EEXIST, func(pfd int) syscall.Errno {
+		e := creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Symlinkat(target, pfd, name)) })
+		if e != 0 {
+			return e
 		}
-		return fs.newNodeAt(ctx, pfd, name, unix.S_IFLNK, 0o777, out)
+		return fs.newNodeAt(ctx, pfd, name, unix.S_IFLNK, 0, out)
 	})
 }
 
-// Link makes newName in newParent a hard link to n.
+// Link makes newName in newParent a hard link to n. linkat(2) of a
+// descriptor needs CAP_DAC_READ_SEARCH unless the caller opened it, so the
+// caller reopens n through /proc first: the backing filesystem then
+// applies its rules for the caller (protected_hardlinks among them).
 func (fs *FS) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node, newName string, out *ringfuse.Entry) syscall.Errno {
 	src, e := nodeOf(n)
 	if e != 0 {
 		return e
 	}
-	return fs.withParent(newParent, newName, syscall.EEXIST, func(pfd int) syscall.Errno {
-		s, e := fs.acquireRetry(src)
+	return fs.withParent(ctx, newParent, newName, syscall.EEXIST, func(pfd int) syscall.Errno {
+		s, e := fs.acquireRetry(ctx, src)
 		if e != 0 {
 			return e
 		}
 		defer fs.release(s)
-		// linkat with AT_EMPTY_PATH links the object s refers to (it needs
-		// CAP_DAC_READ_SEARCH) and never follows a symlink.
-		if err := unix.Linkat(s.fd, "", pfd, newName, unix.AT_EMPTY_PATH); err != nil {
-			return errnoOf(err)
+		e = creds.Run(ctx, func() syscall.Errno {
+			// O_PATH through the magic link reaches the object itself,
+			// a symlink too, without following it.
+			own, e := openProc(s.fd, unix.O_PATH|unix.O_CLOEXEC)
+			if e != 0 {
+				return e
+			}
+			defer closeFd(own)
+			return errnoOf(unix.Linkat(own, "", pfd, newName, unix.AT_EMPTY_PATH))
+		})
+		if e != 0 {
+			return e
 		}
 		var st unix.Stat_t
 		if e := fstatFd(s.fd, &st); e != 0 {
@@ -115,21 +141,21 @@ func (fs *FS) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node
 
 // Unlink removes name from parent.
 func (fs *FS) Unlink(ctx context.Context, parent ringfuse.Node, name string) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
-		return errnoOf(unix.Unlinkat(pfd, name, 0))
+	return fs.withParent(ctx, parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
+		return creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Unlinkat(pfd, name, 0)) })
 	})
 }
 
 // Rmdir removes the empty directory name from parent.
 func (fs *FS) Rmdir(ctx context.Context, parent ringfuse.Node, name string) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
-		return errnoOf(unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR))
+	return fs.withParent(ctx, parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
+		return creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)) })
 	})
 }
 
 // Rename renames name in parent to newName in newParent with renameat2,
 // so flags RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT behave as
-// on the backing filesystem.
+// on the backing filesystem (a whiteout belongs to the caller).
 func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, newParent ringfuse.Node, newName string, flags uint32) syscall.Errno {
 	if e := checkName(newName, syscall.EINVAL); e != 0 {
 		return e
@@ -138,46 +164,31 @@ func (fs *FS) Rename(ctx context.Context, parent ringfuse.Node, name string, new
 	if e != 0 {
 		return e
 	}
-	return fs.withParent(parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
-		q, e := fs.acquireRetry(np)
+	return fs.withParent(ctx, parent, name, syscall.EINVAL, func(pfd int) syscall.Errno {
+		q, e := fs.acquireRetry(ctx, np)
 		if e != 0 {
 			return e
 		}
 		defer fs.release(q)
-		if err := unix.Renameat2(pfd, name, q.fd, newName, uint(flags)); err != nil {
-			return errnoOf(err)
-		}
-		if flags&unix.RENAME_WHITEOUT != 0 {
-			fs.ownWhiteout(ctx, pfd, name)
-		}
-		return 0
+		return creds.Run(ctx, func() syscall.Errno {
+			return errnoOf(unix.Renameat2(pfd, name, q.fd, newName, uint(flags)))
+		})
 	})
 }
 
-// ownWhiteout gives the whiteout RENAME_WHITEOUT left at name to the
-// caller, as the kernel would have made it. Best effort: the rename is done.
-func (fs *FS) ownWhiteout(ctx context.Context, pfd int, name string) {
-	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer closeFd(fd)
-	var st unix.Stat_t
-	if fstatFd(fd, &st) == 0 && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-		fs.own(ctx, pfd, fd, &st, st.Mode&0o7777)
-	}
-}
-
-// Create creates and opens name in parent. A file it creates belongs to
-// the caller; an existing file (without O_EXCL) is opened unchanged.
+// Create creates and opens name in parent as the caller. A file it creates
+// belongs to the caller; an existing file (without O_EXCL) is opened as
+// open(2) would, with the caller's rights checked by the backing
+// filesystem (the kernel skipped its own check, believing the file new).
 func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, flags, mode, umask uint32, out *ringfuse.Entry, open *ringfuse.OpenOut) syscall.Errno {
-	return fs.withParent(parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
+	return fs.withParent(ctx, parent, name, syscall.EISDIR, func(pfd int) syscall.Errno {
 		oflags := openFlags(flags) &^ unix.O_CREAT
+		mode, restore := fs.createMode(pfd, mode, umask)
 		var fd int
 		var err error
 		created := false
 		for range 8 {
-			fd, err = fs.openAtRetry(pfd, name, oflags|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+			fd, err = fs.openAtRetry(ctx, pfd, name, oflags|unix.O_CREAT|unix.O_EXCL, mode)
 			if err == nil {
 				created = true
 				break
@@ -187,7 +198,7 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 			}
 			// It exists: open it without creating, which can race with
 			// its removal, hence the loop.
-			fd, err = fs.openAtRetry(pfd, name, oflags, 0)
+			fd, err = fs.openAtRetry(ctx, pfd, name, oflags, 0)
 			if err != unix.ENOENT {
 				break
 			}
@@ -196,22 +207,19 @@ func (fs *FS) Create(ctx context.Context, parent ringfuse.Node, name string, fla
 			return errnoOf(err)
 		}
 		var st unix.Stat_t
-		if e := fstatFd(fd, &st); e != 0 {
-			closeFd(fd)
-			return e
+		e := fstatFd(fd, &st)
+		if e == 0 && created {
+			e = fs.fixMode(ctx, fd, &st, restore)
 		}
-		if created {
-			if e := fs.own(ctx, pfd, fd, &st, mode); e != 0 {
-				closeFd(fd)
-				return e
-			}
+		var n *node
+		if e == 0 {
+			n, e = fs.nodeAt(ctx, fd, &st)
 		}
-		n, e := fs.nodeAt(fd, "", &st)
 		if e != 0 {
 			closeFd(fd)
 			return e
 		}
-		if e := fs.addOpen(fd, oflags, nil, open); e != 0 {
+		if e := fs.addOpen(ctx, fd, oflags, nil, open); e != 0 {
 			closeFd(fd)
 			fs.Forget(n) // the reference nodeAt took
 			return e

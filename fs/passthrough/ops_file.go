@@ -3,19 +3,27 @@ package passthrough
 import (
 	"context"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 	"ringfuse/wire"
 )
 
 // addOpen registers fd as a new file handle and fills open.
-func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
-	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0}
+func (fs *FS) addOpen(ctx context.Context, fd, flags int, dir *dirStream, open *ringfuse.OpenOut) syscall.Errno {
+	f := &openFile{fd: fd, dir: dir, direct: flags&unix.O_DIRECT != 0, bfd: -1}
+	if f.direct && dir == nil {
+		if e := fs.openDirect(ctx, f); e != 0 {
+			return e
+		}
+	}
 	fh, ok := fs.handles.add(f)
 	if !ok {
+		if f.bfd >= 0 {
+			closeFd(f.bfd)
+		}
 		return syscall.ENFILE
 	}
 	fs.openFiles.Add(1)
@@ -26,38 +34,29 @@ func (fs *FS) addOpen(fd, flags int, dir *dirStream, open *ringfuse.OpenOut) sys
 	return 0
 }
 
-// openNode opens n itself with flags (from openFlags). A symlink node
-// fails with ELOOP.
-func (fs *FS) openNode(n *node, flags int) (int, syscall.Errno) {
-	var hb handleBuf
-	h, mfd, e := fs.handleOf(n, &hb)
-	if e != 0 {
-		return -1, e
-	}
-	if h != nil {
-		if flags&unix.O_ACCMODE == unix.O_WRONLY {
-			if fd, e := openByHandleAt(mfd, h, flags&^unix.O_ACCMODE|unix.O_RDWR); e == 0 {
-				return fd, 0
-			}
-		}
-		return openByHandleAt(mfd, h, flags)
-	}
-	// A pinned node: reopen through /proc, which follows the magic link
-	// to the object, so refuse symlinks first.
-	p, e := fs.acquire(n)
+// openNode opens n itself with flags (from openFlags) as the caller: it
+// reopens n's O_PATH descriptor through /proc, so the backing filesystem
+// checks the caller's right to open it (open_by_handle_at would check
+// nothing). A symlink node fails with ELOOP.
+func (fs *FS) openNode(ctx context.Context, n *node, flags int) (int, syscall.Errno) {
+	p, e := fs.acquire(ctx, n)
 	if e != 0 {
 		return -1, e
 	}
 	defer fs.release(p)
-	var st unix.Stat_t
-	if e := fstatFd(p.fd, &st); e != 0 {
-		return -1, e
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return -1, syscall.ELOOP
-	}
-	fd, err := unix.Open(procPath(p.fd), flags&^unix.O_NOFOLLOW, 0)
-	return fd, errnoOf(err)
+	var fd int
+	e = creds.Run(ctx, func() (e syscall.Errno) {
+		if flags&unix.O_ACCMODE == unix.O_WRONLY {
+			// Read-write if the caller may: with a writeback cache
+			// the kernel reads pages through any handle.
+			if fd, e = openProc(p.fd, flags&^unix.O_ACCMODE|unix.O_RDWR); e == 0 {
+				return 0
+			}
+		}
+		fd, e = openProc(p.fd, flags)
+		return e
+	})
+	return fd, e
 }
 
 // Open opens n with the client's flags.
@@ -71,13 +70,13 @@ func (fs *FS) Open(ctx context.Context, rn ringfuse.Node, flags uint32, out *rin
 	// The new descriptor outlives the call, so the spare is no help.
 	e = fs.retryFds(false, func() syscall.Errno {
 		var e syscall.Errno
-		fd, e = fs.openNode(n, of)
+		fd, e = fs.openNode(ctx, n, of)
 		return e
 	})
 	if e != 0 {
 		return e
 	}
-	if e := fs.addOpen(fd, of, nil, out); e != 0 {
+	if e := fs.addOpen(ctx, fd, of, nil, out); e != 0 {
 		closeFd(fd)
 		return e
 	}
@@ -94,17 +93,6 @@ func (fs *FS) withFile(fh uint64, f func(of *openFile) syscall.Errno) syscall.Er
 	return f(of)
 }
 
-// directAlign is the alignment used to bounce O_DIRECT I/O whose buffer
-// the server did not align.
-const directAlign = 4096
-
-// alignedBuf returns an n-byte slice aligned to directAlign.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+directAlign)
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
-	return b[off : off+n]
-}
-
 // Read reads into buf at off, all of it unless the file ends first.
 func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, buf []byte) (int, syscall.Errno) {
 	of := fs.handles.get(fh)
@@ -114,15 +102,7 @@ func (fs *FS) Read(ctx context.Context, n ringfuse.Node, fh uint64, off int64, b
 	defer of.put()
 	got := 0
 	for got < len(buf) {
-		r, err := unix.Pread(of.fd, buf[got:], off+int64(got))
-		if err == unix.EINVAL && of.direct {
-			// The reply buffer is not aligned for O_DIRECT: bounce.
-			b := alignedBuf(len(buf) - got)
-			r, err = unix.Pread(of.fd, b, off+int64(got))
-			if r > 0 {
-				copy(buf[got:], b[:r])
-			}
-		}
+		r, err := of.pread(buf[got:], off+int64(got))
 		if err == unix.EINTR {
 			continue
 		}
@@ -149,16 +129,23 @@ func (fs *FS) Write(ctx context.Context, n ringfuse.Node, fh uint64, off int64, 
 	}
 	defer of.put()
 	if flags&wire.FUSE_WRITE_KILL_SUIDGID != 0 {
-		killSuidgid(of.fd)
+		creds.Daemon(ctx, func() syscall.Errno { return killSuidgid(of.fd) })
 	}
+	// As the caller: a write by a caller without CAP_FSETID clears the
+	// set-ID bits on the backing file too, as it would natively.
+	var put int
+	e := creds.Run(ctx, func() (e syscall.Errno) {
+		put, e = writeAt(of, off, data)
+		return e
+	})
+	return put, e
+}
+
+// writeAt writes all of data at off, or as much as the file takes.
+func writeAt(of *openFile, off int64, data []byte) (int, syscall.Errno) {
 	put := 0
 	for put < len(data) {
-		w, err := unix.Pwrite(of.fd, data[put:], off+int64(put))
-		if err == unix.EINVAL && of.direct {
-			b := alignedBuf(len(data) - put)
-			copy(b, data[put:])
-			w, err = unix.Pwrite(of.fd, b, off+int64(put))
-		}
+		w, err := of.pwrite(data[put:], off+int64(put))
 		if err == unix.EINTR {
 			continue
 		}
@@ -221,7 +208,7 @@ func (fs *FS) Fsync(ctx context.Context, n ringfuse.Node, fh uint64, datasync bo
 // Fallocate is fallocate(2) on the open file fh.
 func (fs *FS) Fallocate(ctx context.Context, n ringfuse.Node, fh uint64, off, length int64, mode uint32) syscall.Errno {
 	return fs.withFile(fh, func(of *openFile) syscall.Errno {
-		return errnoOf(unix.Fallocate(of.fd, mode, off, length))
+		return creds.Run(ctx, func() syscall.Errno { return errnoOf(unix.Fallocate(of.fd, mode, off, length)) })
 	})
 }
 
@@ -251,40 +238,42 @@ func (fs *FS) CopyFileRange(ctx context.Context, in ringfuse.Node, fhIn uint64, 
 	if length > 1<<30 {
 		length = 1 << 30 // the reply is a count; copy in bounded steps
 	}
-	c, err := unix.CopyFileRange(src.fd, &offIn, dst.fd, &offOut, int(length), int(flags))
-	if err != nil {
-		return 0, errnoOf(err)
-	}
-	return uint64(c), 0
+	var c int
+	e := creds.Run(ctx, func() syscall.Errno {
+		var err error
+		c, err = unix.CopyFileRange(src.fd, &offIn, dst.fd, &offOut, int(length), int(flags))
+		return errnoOf(err)
+	})
+	return uint64(c), e
 }
 
 // withNode runs f with an O_PATH descriptor for n. f must be safe to run
 // again after it failed with EMFILE or ENFILE (see usingNode).
-func (fs *FS) withNode(rn ringfuse.Node, f func(fd int) syscall.Errno) syscall.Errno {
+func (fs *FS) withNode(ctx context.Context, rn ringfuse.Node, f func(fd int) syscall.Errno) syscall.Errno {
 	n, e := nodeOf(rn)
 	if e != 0 {
 		return e
 	}
-	return fs.usingNode(n, f)
+	return fs.usingNode(ctx, n, f)
 }
 
 // withTarget runs f on the open file fh when the kernel sent one that is
 // still open, and otherwise on n's descriptor.
-func (fs *FS) withTarget(n ringfuse.Node, fh uint64, hasFh bool, f func(fd int) syscall.Errno) syscall.Errno {
+func (fs *FS) withTarget(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool, f func(fd int) syscall.Errno) syscall.Errno {
 	if hasFh {
 		e := fs.withFile(fh, func(of *openFile) syscall.Errno { return f(of.fd) })
 		if e != syscall.EBADF {
 			return e
 		}
 	}
-	return fs.withNode(n, f)
+	return fs.withNode(ctx, n, f)
 }
 
 // GetAttr returns n's attributes, from the open file when the kernel sent
 // a handle.
 func (fs *FS) GetAttr(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool, out *ringfuse.AttrOut) syscall.Errno {
 	var st unix.Stat_t
-	e := fs.withTarget(n, fh, hasFh, func(fd int) syscall.Errno { return fstatFd(fd, &st) })
+	e := fs.withTarget(ctx, n, fh, hasFh, func(fd int) syscall.Errno { return fstatFd(fd, &st) })
 	if e == 0 {
 		fillAttr(&out.Attr, &st)
 	}
@@ -299,7 +288,7 @@ func (fs *FS) Statx(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool,
 	do := func(fd int) syscall.Errno {
 		return errnoOf(unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW|sync, int(mask), &stx))
 	}
-	if e := fs.withTarget(n, fh, hasFh, do); e != 0 {
+	if e := fs.withTarget(ctx, n, fh, hasFh, do); e != 0 {
 		return e
 	}
 	st := &out.Stat
@@ -323,73 +312,32 @@ func (fs *FS) Statx(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool,
 	return 0
 }
 
-// SetAttr changes mode, owner, size and times, in that order, and returns
-// the new attributes. With FATTR_FH it works on the open file, which may
-// be unlinked.
+// SetAttr changes mode, owner, size and times, in that order, as the
+// caller, and returns the new attributes. With FATTR_FH it works on the
+// open file, which may be unlinked.
 func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAttrIn, out *ringfuse.AttrOut) syscall.Errno {
 	do := func(fd int, open bool) syscall.Errno {
-		v := in.Valid
-		if v&wire.FATTR_MODE != 0 {
-			if e := chmodFd(fd, in.Mode&0o7777); e != 0 {
+		if in.Valid&^(wire.FATTR_FH|wire.FATTR_LOCKOWNER) == 0 {
+			// The kernel's way of asking for set-ID bits to go after
+			// a write or truncate by a caller without CAP_FSETID
+			// (FUSE_HANDLE_KILLPRIV_V2): chown(f, -1, -1) on the
+			// backing file applies the kernel's own rules. With the
+			// daemon's rights, as the kernel's own clearing ignores
+			// ownership; the kernel checked the caller already.
+			e := creds.Daemon(ctx, func() syscall.Errno {
+				return errnoOf(unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW))
+			})
+			if e != 0 {
 				return e
 			}
+		} else if e := creds.Run(ctx, func() syscall.Errno { return setAttrs(fd, open, in) }); e != 0 {
+			return e
 		}
-		if v&(wire.FATTR_UID|wire.FATTR_GID) != 0 {
-			uid, gid := -1, -1
-			if v&wire.FATTR_UID != 0 {
-				uid = int(in.UID)
-			}
-			if v&wire.FATTR_GID != 0 {
-				gid = int(in.GID)
-			}
-			if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return errnoOf(err)
-			}
-		}
-		if v&wire.FATTR_SIZE != 0 {
-			var err error = unix.EBADF
-			if open {
-				err = unix.Ftruncate(fd, int64(in.Size))
-			}
-			if err == unix.EBADF || err == unix.EINVAL && open {
-				// No open file, or one not open for writing: truncate
-				// the object itself through /proc (there is no
-				// truncate for O_PATH descriptors).
-				err = unix.Truncate(procPath(fd), int64(in.Size))
-			}
-			if err != nil {
-				return errnoOf(err)
-			}
-		}
-		if v&wire.FATTR_KILL_SUIDGID != 0 && v&wire.FATTR_MODE == 0 {
-			if e := killSuidgid(fd); e != 0 {
+		if in.Valid&wire.FATTR_KILL_SUIDGID != 0 && in.Valid&wire.FATTR_MODE == 0 {
+			// The kernel says the caller's change clears the set-ID
+			// bits, which the caller may not chmod itself.
+			if e := creds.Daemon(ctx, func() syscall.Errno { return killSuidgid(fd) }); e != 0 {
 				return e
-			}
-		}
-		if v&^(wire.FATTR_FH|wire.FATTR_LOCKOWNER) == 0 {
-			// chown(f, -1, -1): with FUSE_HANDLE_KILLPRIV_V2 the kernel
-			// leaves clearing the set-ID bits to us. The same chown on
-			// the backing file applies the kernel's own rules.
-			if err := unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return errnoOf(err)
-			}
-		}
-		if v&(wire.FATTR_ATIME|wire.FATTR_MTIME|wire.FATTR_ATIME_NOW|wire.FATTR_MTIME_NOW) != 0 {
-			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-			switch {
-			case v&wire.FATTR_ATIME_NOW != 0:
-				ts[0].Nsec = unix.UTIME_NOW
-			case v&wire.FATTR_ATIME != 0:
-				ts[0] = unix.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
-			}
-			switch {
-			case v&wire.FATTR_MTIME_NOW != 0:
-				ts[1].Nsec = unix.UTIME_NOW
-			case v&wire.FATTR_MTIME != 0:
-				ts[1] = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
-			}
-			if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return errnoOf(err)
 			}
 		}
 		var st unix.Stat_t
@@ -405,13 +353,70 @@ func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAtt
 			return e
 		}
 	}
-	return fs.withNode(rn, func(fd int) syscall.Errno { return do(fd, false) })
+	return fs.withNode(ctx, rn, func(fd int) syscall.Errno { return do(fd, false) })
+}
+
+// setAttrs applies in to the object fd refers to (open says fd is an open
+// file rather than an O_PATH descriptor).
+func setAttrs(fd int, open bool, in *ringfuse.SetAttrIn) syscall.Errno {
+	v := in.Valid
+	if v&wire.FATTR_MODE != 0 {
+		if e := chmodFd(fd, in.Mode&0o7777); e != 0 {
+			return e
+		}
+	}
+	if v&(wire.FATTR_UID|wire.FATTR_GID) != 0 {
+		uid, gid := -1, -1
+		if v&wire.FATTR_UID != 0 {
+			uid = int(in.UID)
+		}
+		if v&wire.FATTR_GID != 0 {
+			gid = int(in.GID)
+		}
+		if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if v&wire.FATTR_SIZE != 0 {
+		var err error = unix.EBADF
+		if open {
+			err = unix.Ftruncate(fd, int64(in.Size))
+		}
+		if err == unix.EBADF || err == unix.EINVAL && open {
+			// No open file, or one not open for writing: truncate the
+			// object itself through /proc (there is no truncate for
+			// O_PATH descriptors).
+			err = unix.Truncate(procPath(fd), int64(in.Size))
+		}
+		if err != nil {
+			return errnoOf(err)
+		}
+	}
+	if v&(wire.FATTR_ATIME|wire.FATTR_MTIME|wire.FATTR_ATIME_NOW|wire.FATTR_MTIME_NOW) != 0 {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		switch {
+		case v&wire.FATTR_ATIME_NOW != 0:
+			ts[0].Nsec = unix.UTIME_NOW
+		case v&wire.FATTR_ATIME != 0:
+			ts[0] = unix.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
+		}
+		switch {
+		case v&wire.FATTR_MTIME_NOW != 0:
+			ts[1].Nsec = unix.UTIME_NOW
+		case v&wire.FATTR_MTIME != 0:
+			ts[1] = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
+		}
+		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+	}
+	return 0
 }
 
 // Readlink returns the target of symlink n.
 func (fs *FS) Readlink(ctx context.Context, n ringfuse.Node) ([]byte, syscall.Errno) {
 	var target []byte
-	e := fs.withNode(n, func(fd int) syscall.Errno {
+	e := fs.withNode(ctx, n, func(fd int) syscall.Errno {
 		for size := 256; ; size *= 2 {
 			buf := make([]byte, size)
 			r, err := unix.Readlinkat(fd, "", buf)
@@ -434,7 +439,7 @@ func (fs *FS) Readlink(ctx context.Context, n ringfuse.Node) ([]byte, syscall.Er
 
 // StatFS reports the backing filesystem's statistics.
 func (fs *FS) StatFS(ctx context.Context, n ringfuse.Node, out *ringfuse.StatFS) syscall.Errno {
-	return fs.withNode(n, func(fd int) syscall.Errno {
+	return fs.withNode(ctx, n, func(fd int) syscall.Errno {
 		var s unix.Statfs_t
 		if err := unix.Fstatfs(fd, &s); err != nil {
 			return errnoOf(err)
@@ -453,54 +458,67 @@ func (fs *FS) StatFS(ctx context.Context, n ringfuse.Node, out *ringfuse.StatFS)
 	})
 }
 
-// Access checks mask with faccessat2(AT_EACCESS) as the daemon. The
-// kernel sends ACCESS only without default_permissions, when the daemon's
-// own credentials decide every operation anyway.
+// Access checks mask with faccessat2(AT_EACCESS) as the caller. The kernel
+// sends ACCESS only without default_permissions.
 func (fs *FS) Access(ctx context.Context, n ringfuse.Node, mask uint32) syscall.Errno {
-	return fs.withNode(n, func(fd int) syscall.Errno {
-		return errnoOf(unix.Faccessat2(fd, "", mask, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
+	return fs.withNode(ctx, n, func(fd int) syscall.Errno {
+		return creds.Run(ctx, func() syscall.Errno {
+			return errnoOf(unix.Faccessat2(fd, "", mask, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
+		})
 	})
 }
 
-// SetXattr sets an extended attribute of n. Linux has no xattr call for
-// O_PATH descriptors, so it goes through /proc/self/fd, which reaches the
-// object itself (a symlink too, without following it).
+// The extended attribute calls run as the caller: user attributes need
+// read or write permission, ACLs need ownership. Linux has no xattr call
+// for O_PATH descriptors, so they go through /proc/self/fd, which reaches
+// the object itself (a symlink too, without following it).
+
+// SetXattr sets an extended attribute of n.
 func (fs *FS) SetXattr(ctx context.Context, n ringfuse.Node, name string, value []byte, flags uint32) syscall.Errno {
-	return fs.withNode(n, func(fd int) syscall.Errno {
-		return errnoOf(unix.Setxattr(procPath(fd), name, value, int(flags)))
+	return fs.withNode(ctx, n, func(fd int) syscall.Errno {
+		return creds.Run(ctx, func() syscall.Errno {
+			return errnoOf(unix.Setxattr(procPath(fd), name, value, int(flags)))
+		})
 	})
 }
 
-// GetXattr reads an extended attribute of n; see SetXattr.
+// GetXattr reads an extended attribute of n.
 func (fs *FS) GetXattr(ctx context.Context, n ringfuse.Node, name string, buf []byte) (int, syscall.Errno) {
 	var size int
-	e := fs.withNode(n, func(fd int) (e syscall.Errno) {
-		size, e = getxattrFd(fd, name, buf)
-		return e
+	e := fs.withNode(ctx, n, func(fd int) syscall.Errno {
+		return creds.Run(ctx, func() (e syscall.Errno) {
+			size, e = getxattrFd(fd, name, buf)
+			return e
+		})
 	})
 	return size, e
 }
 
-// ListXattr lists the extended attributes of n; see SetXattr.
+// ListXattr lists the extended attributes of n.
 func (fs *FS) ListXattr(ctx context.Context, n ringfuse.Node, buf []byte) (int, syscall.Errno) {
 	var size int
-	e := fs.withNode(n, func(fd int) (e syscall.Errno) {
-		size, e = listxattrFd(fd, buf)
-		return e
+	e := fs.withNode(ctx, n, func(fd int) syscall.Errno {
+		return creds.Run(ctx, func() (e syscall.Errno) {
+			size, e = listxattrFd(fd, buf)
+			return e
+		})
 	})
 	return size, e
 }
 
-// RemoveXattr removes an extended attribute of n; see SetXattr.
+// RemoveXattr removes an extended attribute of n.
 func (fs *FS) RemoveXattr(ctx context.Context, n ringfuse.Node, name string) syscall.Errno {
-	return fs.withNode(n, func(fd int) syscall.Errno {
-		return errnoOf(unix.Removexattr(procPath(fd), name))
+	return fs.withNode(ctx, n, func(fd int) syscall.Errno {
+		return creds.Run(ctx, func() syscall.Errno {
+			return errnoOf(unix.Removexattr(procPath(fd), name))
+		})
 	})
 }
 
-// AcquireFd implements ringfuse.FdFiler: the descriptor of an open file,
-// held open until ReleaseFd.
-func (fs *FS) AcquireFd(fh uint64) (int, any, bool) {
+// AcquireFd implements ringfuse.FdFiler: the descriptor of an open file
+// that Read or Write would use for size bytes at off, held open until
+// ReleaseFd.
+func (fs *FS) AcquireFd(fh uint64, off int64, size int) (int, any, bool) {
 	of := fs.handles.get(fh)
 	if of == nil {
 		return -1, nil, false
@@ -509,7 +527,7 @@ func (fs *FS) AcquireFd(fh uint64) (int, any, bool) {
 		of.put()
 		return -1, nil, false
 	}
-	return of.fd, of, true
+	return of.ioFd(off, size), of, true
 }
 
 // ReleaseFd implements ringfuse.FdFiler.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 	"ringfuse/internal/offheap"
 )
 
@@ -54,7 +54,9 @@ type Stats struct {
 // safe for concurrent use, as the server calls them.
 type FS struct {
 	opts Options
-	euid int
+	// umask is the process umask at New, which creating files as the
+	// caller would apply a second time (see fixMode).
+	umask uint32
 	// handleFlags are added to every name_to_handle_at:
 	// atHandleMntIDUnique where the kernel has it.
 	handleFlags int
@@ -130,7 +132,9 @@ var (
 // giving new nodes to their callers needs CAP_CHOWN. Call Close after
 // unmounting to release the descriptors.
 func New(source string, opts *Options) (*FS, error) {
-	fs := &FS{euid: os.Geteuid()}
+	old := unix.Umask(0)
+	unix.Umask(old)
+	fs := &FS{umask: uint32(old)}
 	if opts != nil {
 		fs.opts = *opts
 	}
@@ -300,23 +304,22 @@ func (fs *FS) mountFd(id uint64) int32 {
 	return -1
 }
 
-// addMount registers a descriptor for mount id, which the directory at
-// name in dirfd (or dirfd itself for name "") is on. open_by_handle_at
-// refuses O_PATH mount descriptors, so the directory is opened O_RDONLY.
-func (fs *FS) addMount(id uint64, dirfd int, name string) (int32, syscall.Errno) {
+// addMount registers a descriptor for mount id, which directory dirfd is
+// on. open_by_handle_at refuses O_PATH mount descriptors, so the directory
+// is opened O_RDONLY, with the daemon's rights: it serves every caller.
+func (fs *FS) addMount(ctx context.Context, id uint64, dirfd int) (int32, syscall.Errno) {
 	fs.mountMu.Lock()
 	defer fs.mountMu.Unlock()
 	if fd := fs.mountFd(id); fd >= 0 {
 		return fd, 0
 	}
-	if name == "" {
-		name = "." // the directory dirfd itself
-	}
 	var fd int
-	e := fs.retryFds(false, func() syscall.Errno {
-		var err error
-		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		return errnoOf(err)
+	e := creds.Daemon(ctx, func() syscall.Errno {
+		return fs.retryFds(false, func() syscall.Errno {
+			var err error
+			fd, err = unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			return errnoOf(err)
+		})
 	})
 	if e != 0 {
 		return -1, e
@@ -329,21 +332,19 @@ func (fs *FS) addMount(id uint64, dirfd int, name string) (int32, syscall.Errno)
 	return int32(fd), 0
 }
 
-// nodeAt finds or makes the node for the object at name in dirfd (or for
-// dirfd itself when name is ""), whose attributes are st.
-func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, syscall.Errno) {
-	flags := fs.handleFlags
-	if name == "" {
-		flags |= unix.AT_EMPTY_PATH
-	}
+// nodeAt finds or makes the node for the object fd refers to (an O_PATH
+// or open descriptor), whose attributes are st. The node is keyed by what
+// fd reaches, so a rename of the name it was opened by cannot mix two
+// files.
+func (fs *FS) nodeAt(ctx context.Context, fd int, st *unix.Stat_t) (*node, syscall.Errno) {
 	key := ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
 	var hb handleBuf
-	hl, mid, e := nameToHandleAt(dirfd, name, flags, &hb)
+	hl, mid, e := nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
 	mfd := int32(-1)
 	if e == 0 {
 		mfd = fs.mountFd(mid)
 		if mfd < 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if mfd, e = fs.addMount(mid, dirfd, name); e != 0 {
+			if mfd, e = fs.addMount(ctx, mid, fd); e != 0 {
 				return nil, e
 			}
 		}
@@ -359,25 +360,16 @@ func (fs *FS) nodeAt(dirfd int, name string, st *unix.Stat_t) (*node, syscall.Er
 	case e == syscall.EOPNOTSUPP:
 		// No file handles on this filesystem: the node keeps an O_PATH
 		// descriptor for its whole life.
-		var fd int
+		var pfd int
 		e := fs.retryFds(false, func() syscall.Errno {
 			var err error
-			if name == "" {
-				fd, err = unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
-			} else {
-				fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			}
+			pfd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 			return errnoOf(err)
 		})
 		if e != 0 {
 			return nil, e
 		}
-		if e := fstatFd(fd, st); e != 0 {
-			closeFd(fd)
-			return nil, e
-		}
-		key = ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
-		return fs.intern(key, nil, -1, fd)
+		return fs.intern(key, nil, -1, pfd)
 	default:
 		return nil, e
 	}
@@ -391,18 +383,52 @@ func fillEntry(out *ringfuse.Entry, n *node, st *unix.Stat_t) {
 	fillAttr(&out.Attr, st)
 }
 
-// lookupAt fills out with the entry for name in dirfd.
-func (fs *FS) lookupAt(dirfd int, name string, out *ringfuse.Entry) (*node, syscall.Errno) {
+// openPath opens name in dirfd as an O_PATH descriptor, without following
+// a symlink, with the caller's rights: the caller must be allowed to
+// search dirfd. want is the file type to insist on (S_IFDIR), or 0.
+func (fs *FS) openPath(ctx context.Context, dirfd int, name string, want uint32) (int, syscall.Errno) {
+	flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if want == unix.S_IFDIR {
+		flags |= unix.O_DIRECTORY
+	}
+	var fd int
+	e := fs.retryFds(false, func() syscall.Errno {
+		return creds.Run(ctx, func() (e syscall.Errno) {
+			fd, e = openat(dirfd, name, flags, 0)
+			return e
+		})
+	})
+	return fd, e
+}
+
+// entryOf fills out with the entry for the object fd refers to, which the
+// cache then takes (or closes). It returns the node, whose reference the
+// caller now holds.
+func (fs *FS) entryOf(ctx context.Context, fd int, out *ringfuse.Entry) (*node, syscall.Errno) {
 	var st unix.Stat_t
-	if e := fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); e != 0 {
+	if e := fstatFd(fd, &st); e != 0 {
+		closeFd(fd)
 		return nil, e
 	}
-	n, e := fs.nodeAt(dirfd, name, &st)
+	n, e := fs.nodeAt(ctx, fd, &st)
 	if e != 0 {
+		closeFd(fd)
 		return nil, e
 	}
 	fillEntry(out, n, &st)
+	fs.offer(n, fd)
 	return n, 0
+}
+
+// lookupAt fills out with the entry for name in dirfd. The name is
+// resolved once, as the caller, and the attributes and the file handle
+// both come from the descriptor it gave.
+func (fs *FS) lookupAt(ctx context.Context, dirfd int, name string, out *ringfuse.Entry) (*node, syscall.Errno) {
+	fd, e := fs.openPath(ctx, dirfd, name, 0)
+	if e != 0 {
+		return nil, e
+	}
+	return fs.entryOf(ctx, fd, out)
 }
 
 // Lookup finds name in parent. It never follows a symlink: a symlink is
@@ -417,8 +443,8 @@ func (fs *FS) Lookup(ctx context.Context, parent ringfuse.Node, name string, out
 	if e != 0 {
 		return e
 	}
-	return fs.usingNode(pn, func(fd int) syscall.Errno {
-		_, e := fs.lookupAt(fd, name, out)
+	return fs.usingNode(ctx, pn, func(fd int) syscall.Errno {
+		_, e := fs.lookupAt(ctx, fd, name, out)
 		return e
 	})
 }
@@ -435,73 +461,47 @@ func (fs *FS) noteTimeouts(out *ringfuse.Entry) {
 	}
 }
 
-// callerOf returns the credentials new nodes are given. Tests replace it.
-var callerOf = ringfuse.CallerOf
-
-// own gives a node the daemon just created to the caller, as a local
-// filesystem would have created it: owner uid and group gid, or the
-// directory's group in a set-group-ID directory, and mode bits want
-// (which chown may have cleared, and which the daemon's umask may have
-// masked). fd refers to the new object (O_PATH or open), parentFd to its
-// directory; st is updated to the final attributes.
-func (fs *FS) own(ctx context.Context, parentFd, fd int, st *unix.Stat_t, want uint32) syscall.Errno {
-	if fs.euid != 0 || st.Uid != uint32(fs.euid) {
-		// Not running as root, or not the object this daemon made (it
-		// was replaced under the name): leave it alone.
-		return 0
+// createMode returns the mode bits to create an object with, and the
+// bits of it that the process umask at New may take away, for fixMode to
+// put back. mode loses the caller's umask where the kernel left that to
+// us (server.Options ApplyUmask or PosixACL; otherwise mode has none of
+// its bits) unless the directory has a default ACL, which then decides,
+// as it also overrides the process umask.
+func (fs *FS) createMode(parentFd int, mode, umask uint32) (bits, restore uint32) {
+	mode &= 0o7777
+	if mode&(umask|fs.umask) == 0 {
+		return mode, 0
 	}
-	c := callerOf(ctx)
-	var pst unix.Stat_t
-	if e := fstatFd(parentFd, &pst); e != 0 {
-		return e
+	if _, e := getxattrFd(parentFd, "system.posix_acl_default", nil); e == 0 {
+		return mode, 0
 	}
-	typ := st.Mode & unix.S_IFMT
-	uid, gid := c.UID, c.GID
-	want &= 0o7777
-	if pst.Mode&unix.S_ISGID != 0 {
-		gid = pst.Gid
-		// The kernel has already stripped S_ISGID from a caller outside
-		// the directory's group (mode_strip_sgid, which knows the
-		// supplementary groups this daemon does not), so want is kept.
-		if typ == unix.S_IFDIR {
-			want |= unix.S_ISGID
-		}
-	}
-	changed := false
-	if st.Uid != uid || st.Gid != gid {
-		if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return errnoOf(err)
-		}
-		changed = true
-	}
-	if typ != unix.S_IFLNK && (st.Mode&0o7777 != want || changed && want&(unix.S_ISUID|unix.S_ISGID) != 0) {
-		// chown cleared set-ID bits of a non-directory; put back what
-		// was asked for.
-		if e := chmodFd(fd, want); e != 0 {
-			return e
-		}
-		changed = true
-	}
-	if changed {
-		return fstatFd(fd, st)
-	}
-	return 0
+	mode &^= umask
+	return mode, mode & fs.umask
 }
 
-// newNodeAt finishes making name in parentFd (a directory, FIFO, device
-// or symlink the daemon just created): it opens the object without
-// following it, checks its type, gives it to the caller and fills out.
-func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mode uint32, out *ringfuse.Entry) syscall.Errno {
-	flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	if typ == unix.S_IFDIR {
-		flags |= unix.O_DIRECTORY
+// fixMode puts back the permission bits restore (from createMode) that
+// the process umask took from a new object (the daemon should run with
+// umask 0; cmd/ringfuse does). It runs with the daemon's rights: a chmod by
+// a caller outside the object's group would also drop the S_ISGID the
+// backing filesystem rightly gave it.
+func (fs *FS) fixMode(ctx context.Context, fd int, st *unix.Stat_t, restore uint32) syscall.Errno {
+	lost := restore &^ st.Mode
+	if lost == 0 || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return 0
 	}
-	var fd int
-	e := fs.retryFds(false, func() syscall.Errno {
-		var err error
-		fd, err = unix.Openat(parentFd, name, flags, 0)
-		return errnoOf(err)
-	})
+	e := creds.Daemon(ctx, func() syscall.Errno { return chmodFd(fd, st.Mode&0o7777|lost) })
+	if e != 0 {
+		return e
+	}
+	return fstatFd(fd, st)
+}
+
+// newNodeAt answers for name in parentFd, a directory, FIFO, device or
+// symlink just made as the caller: it opens the object as the caller,
+// without following it, puts back the mode bits restore (see createMode)
+// and fills out.
+func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, restore uint32, out *ringfuse.Entry) syscall.Errno {
+	fd, e := fs.openPath(ctx, parentFd, name, typ)
 	if e != 0 {
 		return e
 	}
@@ -510,13 +510,15 @@ func (fs *FS) newNodeAt(ctx context.Context, parentFd int, name string, typ, mod
 		closeFd(fd)
 		return e
 	}
-	if st.Mode&unix.S_IFMT == typ {
-		if e := fs.own(ctx, parentFd, fd, &st, mode); e != 0 {
+	// The name was resolved again after the make: it may name another
+	// object by now, which must not get the daemon's chmod.
+	if st.Mode&unix.S_IFMT == typ && st.Uid == creds.Owner(ctx) {
+		if e := fs.fixMode(ctx, fd, &st, restore); e != 0 {
 			closeFd(fd)
 			return e
 		}
 	}
-	n, e := fs.nodeAt(fd, "", &st)
+	n, e := fs.nodeAt(ctx, fd, &st)
 	if e != 0 {
 		closeFd(fd)
 		return e
@@ -635,9 +637,9 @@ func (fs *FS) retryFds(spare bool, f func() syscall.Errno) syscall.Errno {
 // so that f runs even when the process is out of descriptors. f runs
 // again after it failed with EMFILE or ENFILE itself, so it must be safe
 // to repeat after such a failure.
-func (fs *FS) usingNode(n *node, f func(fd int) syscall.Errno) syscall.Errno {
+func (fs *FS) usingNode(ctx context.Context, n *node, f func(fd int) syscall.Errno) syscall.Errno {
 	return fs.retryFds(true, func() syscall.Errno {
-		p, e := fs.acquire(n)
+		p, e := fs.acquire(ctx, n)
 		if e != 0 {
 			return e
 		}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ringfuse"
+	"ringfuse/creds"
 	"ringfuse/wire"
 )
 
@@ -307,7 +308,13 @@ func TestCreateWriteRead(t *testing.T) {
 	if errno := fs.Create(bg, fs.Root(), "f", unix.O_RDWR|unix.O_EXCL, 0o600, 0, &e2, &out); errno != syscall.EEXIST {
 		t.Errorf("Create O_EXCL existing: %v, want EEXIST", errno)
 	}
-	if errno := fs.Create(asCaller(1000, 1000), fs.Root(), "f", unix.O_RDWR, 0o600, 0, &e2, &out); errno != 0 {
+	// The file exists, so the open is the caller's: user 1000 may not
+	// open root's 0640 file (the kernel skipped its own check, believing
+	// the file new).
+	if errno := fs.Create(asCaller(1000, 1000), fs.Root(), "f", unix.O_RDWR, 0o600, 0, &e2, &out); errno != syscall.EACCES {
+		t.Errorf("Create existing as another user: %v, want EACCES", errno)
+	}
+	if errno := fs.Create(bg, fs.Root(), "f", unix.O_RDWR, 0o600, 0, &e2, &out); errno != 0 {
 		t.Fatalf("Create existing: %v", errno)
 	}
 	if e2.Node != e.Node || e2.Attr.Mode != unix.S_IFREG|0o640 || e2.Attr.UID != 0 {
@@ -401,9 +408,12 @@ func TestBadHandles(t *testing.T) {
 }
 
 func TestOwnership(t *testing.T) {
-	fs, src := newFS(t, nil)
 	old := unix.Umask(0o077) // the daemon's umask must not matter
 	defer unix.Umask(old)
+	fs, src := newFS(t, nil)
+	if err := os.Chmod(src, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	ctx := asCaller(1234, 5678)
 	check := func(what string, e *ringfuse.Entry, mode uint32, uid, gid uint32) {
 		t.Helper()
@@ -470,14 +480,13 @@ func TestOwnership(t *testing.T) {
 		t.Fatal(errno)
 	}
 	check("sg/d", &e, unix.S_IFDIR|unix.S_ISGID|0o755, 1234, 4242)
-	// S_ISGID in the requested mode is kept: the kernel strips it before
-	// the request when the caller is outside the directory's group
-	// (mode_strip_sgid), knowing groups the daemon does not.
+	// The caller is outside the directory's group, so S_ISGID of a new
+	// file goes, as natively (mode_strip_sgid).
 	if errno := fs.Create(ctx, sgn.Node, "g", unix.O_WRONLY, 0o2755, 0, &e, &out); errno != 0 {
 		t.Fatal(errno)
 	}
 	fs.Release(ctx, e.Node, out.Fh, 0)
-	check("sg/g", &e, unix.S_IFREG|unix.S_ISGID|0o755, 1234, 4242)
+	check("sg/g", &e, unix.S_IFREG|0o755, 1234, 4242)
 	// A root caller without a set-group-ID parent gets root's ownership.
 	if errno := fs.Mkdir(asCaller(0, 0), fs.Root(), "rootdir", 0o700, 0, &e); errno != 0 {
 		t.Fatal(errno)
@@ -1428,38 +1437,82 @@ func TestSubmount(t *testing.T) {
 
 // TestHotPathAllocs: LOOKUP of a known node and GETATTR allocate nothing,
 // so that a storm of them leaves the Go heap alone (docs/memory.md).
+// ownedCtx is a request context of a caller served on a thread its
+// goroutine owns, as the server's workers are (creds.Thread).
+type ownedCtx struct {
+	callerCtx
+	thread creds.Thread
+}
+
+func (c *ownedCtx) CredThread() *creds.Thread { return &c.thread }
+
+// TestHotPathAllocs checks that the hot operations allocate nothing, for
+// root and for another user served on a worker's own thread, whose
+// credentials the first call takes and the next ones keep.
 func TestHotPathAllocs(t *testing.T) {
+	t.Run("root", func(t *testing.T) { testHotPathAllocs(t, bg) })
+	t.Run("caller", func(t *testing.T) {
+		testHotPathAllocs(t, &ownedCtx{callerCtx: callerCtx{context.Background(), ringfuse.Caller{UID: 65534, GID: 65534}}})
+	})
+}
+
+// onWorker runs f on a goroutine that owns its thread for good, like a
+// server worker: a caller's credentials stay on it, and Go ends the
+// thread with the goroutine, so the test's own goroutine stays root.
+func onWorker(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		f()
+	}()
+	<-done
+}
+
+func testHotPathAllocs(t *testing.T, ctx context.Context) {
 	fs, src := newFS(t, nil)
+	if err := os.Chmod(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, filepath.Join(src, "f"), "x")
-	f := lookup(t, fs, fs.Root(), "f")
-	defer fs.Forget(f.Node)
-	var e ringfuse.Entry
-	if a := testing.AllocsPerRun(1000, func() {
-		if errno := fs.Lookup(bg, fs.Root(), "f", &e); errno != 0 {
-			t.Fatal(errno)
-		}
-		fs.Forget(e.Node)
-	}); a != 0 {
-		t.Errorf("Lookup allocates %.1f times", a)
-	}
-	var ao ringfuse.AttrOut
-	if a := testing.AllocsPerRun(1000, func() { fs.GetAttr(bg, f.Node, 0, false, &ao) }); a != 0 {
-		t.Errorf("GetAttr allocates %.1f times", a)
-	}
 	// The kernel asks for xattrs (security.capability, ACLs) on writes
 	// and listings; present and absent ones both must cost nothing.
 	if err := unix.Setxattr(filepath.Join(src, "f"), "user.k", []byte("value"), 0); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 64)
-	for _, name := range []string{"user.k", "security.capability"} {
-		if a := testing.AllocsPerRun(1000, func() { fs.GetXattr(bg, f.Node, name, buf) }); a != 0 {
-			t.Errorf("GetXattr(%s) allocates %.1f times", name, a)
+	f := lookup(t, fs, fs.Root(), "f")
+	defer fs.Forget(f.Node)
+	allocs := func(what string, op func() syscall.Errno) {
+		t.Helper()
+		var a float64
+		var errno syscall.Errno
+		onWorker(func() { a = testing.AllocsPerRun(1000, func() { errno = op() }) })
+		if errno != 0 {
+			t.Errorf("%s: %v", what, errno)
+		} else if a != 0 {
+			t.Errorf("%s allocates %.1f times", what, a)
 		}
 	}
-	if a := testing.AllocsPerRun(1000, func() { fs.ListXattr(bg, f.Node, buf) }); a != 0 {
-		t.Errorf("ListXattr allocates %.1f times", a)
+	var e ringfuse.Entry
+	allocs("Lookup", func() syscall.Errno {
+		errno := fs.Lookup(ctx, fs.Root(), "f", &e)
+		if errno == 0 {
+			fs.Forget(e.Node)
+		}
+		return errno
+	})
+	var ao ringfuse.AttrOut
+	allocs("GetAttr", func() syscall.Errno { return fs.GetAttr(ctx, f.Node, 0, false, &ao) })
+	buf := make([]byte, 64)
+	for _, name := range []string{"user.k", "security.capability"} {
+		allocs("GetXattr "+name, func() syscall.Errno {
+			if _, errno := fs.GetXattr(ctx, f.Node, name, buf); errno != 0 && errno != syscall.ENODATA {
+				return errno
+			}
+			return 0
+		})
 	}
+	allocs("ListXattr", func() syscall.Errno { _, errno := fs.ListXattr(ctx, f.Node, buf); return errno })
 }
 
 // BenchmarkGetXattr is the GETXATTR the kernel sends for
@@ -1484,3 +1537,59 @@ func BenchmarkGetXattr(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookup is LOOKUP of one name, as root, as another user on a
+// worker's own thread (its credentials taken once and kept), and as two
+// users taking turns (a switch every call): the cost of acting as the
+// caller.
+//
+//	go test -run XXX -bench Lookup ./fs/passthrough
+func BenchmarkLookup(b *testing.B) {
+	fs, src := newFS(b, nil)
+	if err := os.Chmod(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	writeFile(b, filepath.Join(src, "f"), "x")
+	user := func(uid uint32) context.Context {
+		return &ownedCtx{callerCtx: callerCtx{context.Background(), ringfuse.Caller{UID: uid, GID: uid}}}
+	}
+	var th creds.Thread
+	for _, c := range []struct {
+		name string
+		ctxs []context.Context
+	}{
+		{"root", []context.Context{bg}},
+		{"caller", []context.Context{user(65534)}},
+		{"alternating", []context.Context{user(65534), user(65533)}},
+	} {
+		for i, ctx := range c.ctxs {
+			// Users taking turns share one thread record, as requests
+			// on one worker do.
+			if o, ok := ctx.(*ownedCtx); ok && len(c.ctxs) > 1 {
+				c.ctxs[i] = &sharedThreadCtx{ownedCtx: o, th: &th}
+			}
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			onWorker(func() {
+				var e ringfuse.Entry
+				i := 0
+				for b.Loop() {
+					if errno := fs.Lookup(c.ctxs[i%len(c.ctxs)], fs.Root(), "f", &e); errno != 0 {
+						b.Fatal(errno)
+					}
+					fs.Forget(e.Node)
+					i++
+				}
+			})
+		})
+	}
+}
+
+// sharedThreadCtx is an ownedCtx whose thread record several callers share.
+type sharedThreadCtx struct {
+	*ownedCtx
+	th *creds.Thread
+}
+
+func (c *sharedThreadCtx) CredThread() *creds.Thread { return c.th }

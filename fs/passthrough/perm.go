@@ -1,11 +1,16 @@
 package passthrough
 
-import "ringfuse"
+import (
+	"ringfuse"
+	"ringfuse/creds"
+)
 
 var _ ringfuse.KernelChecked = (*FS)(nil)
 
-// KernelChecksPermissions implements [ringfuse.KernelChecked]: the
-// passthrough does every operation with the daemon's credentials (root) and
-// checks no permission itself, so other users must only reach it through
-// the kernel's mode checks.
-func (fs *FS) KernelChecksPermissions() bool { return true }
+// KernelChecksPermissions implements [ringfuse.KernelChecked]. The
+// passthrough makes every call that a permission decides as the caller
+// (package creds), so the backing filesystem checks it, and needs no
+// kernel checks. A daemon that cannot switch credentials (it is not root)
+// acts as itself, and then only the kernel's mode checks keep other users
+// apart.
+func (fs *FS) KernelChecksPermissions() bool { return !creds.Supported() }

@@ -135,6 +135,40 @@ func fstatat(dirfd int, name string, st *unix.Stat_t, flags int) syscall.Errno {
 	}
 }
 
+// openat wraps openat(2) with the name on the stack: unix.Openat
+// allocates its C string, and every LOOKUP calls this.
+func openat(dirfd int, name string, flags int, mode uint32) (int, syscall.Errno) {
+	var cn cname
+	p, e := cn.ptr(name)
+	if e != 0 {
+		return -1, e
+	}
+	return openPtr(dirfd, p, flags, mode)
+}
+
+// openProc opens the object fd refers to through /proc/self/fd, the path
+// on the stack. The magic link reaches the object itself, so the new
+// descriptor is checked against the calling thread's credentials (see
+// package creds), where open_by_handle_at would check nothing; a symlink
+// fails with ELOOP, except with O_PATH.
+func openProc(fd, flags int) (int, syscall.Errno) {
+	var path procFd
+	return openPtr(unix.AT_FDCWD, path.ptr(fd), flags&^unix.O_NOFOLLOW, 0)
+}
+
+func openPtr(dirfd int, p *byte, flags int, mode uint32) (int, syscall.Errno) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(flags), uintptr(mode), 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, e
+		}
+		return int(r), 0
+	}
+}
+
 // procPath names a descriptor of this process through /proc. It is used
 // only where Linux has no call taking an O_PATH descriptor (xattrs, and
 // chmod or truncate without fchmodat2 or an open file).

@@ -286,6 +286,22 @@ func (r shrinkResult) report(run string) string {
 // Everything is released at t's cleanup.
 func execute(t *testing.T, su setup, ops []Op, opts RunOptions) *Divergence {
 	t.Helper()
+	m := mountSides(t, su)
+	return Run(m.a, m.b, ops, opts)
+}
+
+// sides are the two trees of a round: a mount and a native directory.
+type sides struct {
+	a, b *Side // the mount, the native directory
+	src  string
+	s    *session.Session
+}
+
+// mountSides mounts a fresh passthrough of a fresh backing directory
+// (src) as su says and makes a fresh native directory next to it, with a
+// Side for each. Everything is released at t's cleanup.
+func mountSides(t *testing.T, su setup) sides {
+	t.Helper()
 	if su.transport == "uring" {
 		testmount.LockUringParam(t, false)
 	}
@@ -333,7 +349,7 @@ func execute(t *testing.T, su setup, ops []Op, opts RunOptions) *Divergence {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	return Run(a, b, ops, opts)
+	return sides{a: a, b: b, src: src, s: s}
 }
 
 // pick returns all[i] for each i in idx, as root unless users.

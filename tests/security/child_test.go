@@ -304,6 +304,9 @@ func do(o op) result {
 		err = unix.Setxattr(o.Path, o.Name, []byte(o.Data), 0)
 	case "lsetxattr":
 		err = unix.Lsetxattr(o.Path, o.Name, []byte(o.Data), 0)
+	case "setfacl":
+		// Name is "access" or "default", Data the ACL's short form.
+		err = setACL(o.Path, "system.posix_acl_"+o.Name, o.Data)
 	case "lremovexattr":
 		err = unix.Lremovexattr(o.Path, o.Name)
 	case "lutimes":
@@ -333,7 +336,11 @@ func do(o op) result {
 		}
 		out = fmt.Sprint(n, " ", viaS)
 	default:
-		err = fmt.Errorf("unknown op %q", o.Op)
+		if f, ok := loopOps[o.Op]; ok {
+			out, err = f(o)
+		} else {
+			err = fmt.Errorf("unknown op %q", o.Op)
+		}
 	}
 	return result{Err: errName(err), Out: out}
 }

@@ -140,15 +140,20 @@ func TestPermissions(t *testing.T) {
 }
 
 // TestPermissionsWithoutDefaultPermissions runs the same cases on a mount
-// asked for allow_other but not default_permissions. The passthrough checks
-// no permission itself (it acts as root), so it is ringfuse.KernelChecked and
-// session.Mount turns default_permissions on: every case must still agree
-// with the backing filesystem.
+// asked for allow_other but not default_permissions. The passthrough acts
+// as each caller, so the backing filesystem makes every check, and every
+// case must still agree with it. Names are not cached (EntryTimeout -1, as
+// ringfuse mount -o no_default_permissions does): the kernel walks a cached
+// name without asking the server, so a name that root looked up would let
+// nobody skip the search permission of its directory.
 func TestPermissionsWithoutDefaultPermissions(t *testing.T) {
 	for _, tr := range testmount.Transports {
 		t.Run(tr, func(t *testing.T) {
 			src := newSource(t)
-			m := mountPT(t, tr, src, mount.Options{AllowOther: true}, server.Options{})
+			m := mountPT(t, tr, src, mount.Options{AllowOther: true}, server.Options{EntryTimeout: -1})
+			if hasOption(t, m.dir, "default_permissions") {
+				t.Fatal("the mount has default_permissions")
+			}
 			native := nativeDir(t)
 			for _, sc := range permScenarios {
 				t.Run(sc.name, func(t *testing.T) {

@@ -1,0 +1,41 @@
+package ring
+
+import (
+	"testing"
+
+	"ringfuse/wire"
+)
+
+func TestSmallEntries(t *testing.T) {
+	const full = 1 << 20
+	for _, tc := range []struct {
+		name                string
+		o                   Options
+		per, threads        int
+		wantSmall, wantSize int
+		wantErr             bool
+	}{
+		{name: "off", o: Options{}, per: 8, threads: 1, wantSmall: 0, wantSize: full},
+		{name: "default size", o: Options{SmallEntries: 6}, per: 8, threads: 1, wantSmall: 6, wantSize: wire.FUSE_MIN_READ_BUFFER},
+		{name: "size", o: Options{SmallEntries: 4, SmallPayload: 65536}, per: 8, threads: 1, wantSmall: 4, wantSize: 65536},
+		{name: "split over threads", o: Options{SmallEntries: 6}, per: 4, threads: 2, wantSmall: 3, wantSize: wire.FUSE_MIN_READ_BUFFER},
+		{name: "no full entry left", o: Options{SmallEntries: 8}, per: 8, threads: 1, wantErr: true},
+		{name: "none per thread", o: Options{SmallEntries: 1}, per: 4, threads: 2, wantErr: true},
+		{name: "below the kernel's minimum", o: Options{SmallEntries: 2, SmallPayload: 4096}, per: 8, threads: 1, wantErr: true},
+		{name: "not small", o: Options{SmallEntries: 2, SmallPayload: full}, per: 8, threads: 1, wantErr: true},
+		{name: "negative", o: Options{SmallEntries: -1}, per: 8, threads: 1, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			small, size, err := smallEntries(&tc.o, tc.per, tc.threads, full)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("smallEntries = %d, %d, want an error", small, size)
+				}
+				return
+			}
+			if err != nil || small != tc.wantSmall || size != tc.wantSize {
+				t.Fatalf("smallEntries = %d, %d, %v; want %d, %d", small, size, err, tc.wantSmall, tc.wantSize)
+			}
+		})
+	}
+}
