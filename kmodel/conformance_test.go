@@ -7,8 +7,14 @@ package kmodel_test
 // in.len, the size of the op struct (op_in on the ring), the payload size
 // and the names. The real kernel sends more than the model's clients do
 // (revalidations, extra GETATTRs, security xattr probes...); those extras
-// are logged, not compared. Forgets are compared by channel and count. The
-// 7.46 routing is not compared: 6.18 does not have it.
+// are logged, not compared. Forgets are compared by channel and count.
+//
+// TestConformance746 does the same over the ring on a kernel with the 7.46
+// FORGET series (kernel/patches; tests/patched runs it in a VM) with the
+// daemon's opt-in, against the model's Patched kernel: every forget on
+// the ring, in the queue of the CPU the evicting task ran on, as many
+// messages and forgets per message as the kernel sent. It skips on a
+// kernel that does not offer 7.46.
 
 import (
 	"errors"
@@ -16,6 +22,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +48,10 @@ type rec struct {
 	PayloadSize int
 	Name, Name2 string
 	Forgets     int // forget_one count of FORGET and BATCH_FORGET
+	// Qid is the ring queue a forget message arrived on (ring forgets
+	// only: which queue other requests take depends on where the client
+	// ran).
+	Qid int
 }
 
 func (r rec) String() string {
@@ -53,6 +64,9 @@ func (r rec) String() string {
 	}
 	if r.Forgets > 0 {
 		s += fmt.Sprintf(" forgets=%d", r.Forgets)
+	}
+	if r.Channel == kmodel.ChannelRing && r.isForget() {
+		s += fmt.Sprintf(" queue=%d", r.Qid)
 	}
 	return s
 }
@@ -133,11 +147,12 @@ func named(out rec, r *wire.Request) rec {
 type recordRing struct {
 	ring.QueueRing
 	tr   *trace
+	qid  int
 	ents map[int]*ring.Entry // only the queue goroutine touches it
 }
 
-func newRecordRing(q ring.QueueRing, tr *trace) *recordRing {
-	return &recordRing{QueueRing: q, tr: tr, ents: map[int]*ring.Entry{}}
+func newRecordRing(q ring.QueueRing, tr *trace, qid int) *recordRing {
+	return &recordRing{QueueRing: q, tr: tr, qid: qid, ents: map[int]*ring.Entry{}}
 }
 
 func (r *recordRing) Register(e *ring.Entry, flags uint64) error {
@@ -163,6 +178,9 @@ func (r *recordRing) Reap(dst []ring.Completion) int {
 		} else {
 			out = named(out, &req)
 		}
+		if out.isForget() {
+			out.Qid = r.qid
+		}
 		r.tr.add(out)
 	}
 	return n
@@ -180,9 +198,18 @@ func conformanceFS() *memFS {
 // caching, so that stat(2) reaches the server.
 func conformanceServer() server.Options { return server.Options{AttrTimeout: -1} }
 
+// runOpts select the 7.46 path: the daemon's opt-in, and the CPU every
+// client call and the eviction run on (-1: wherever).
+type runOpts struct {
+	forgetCommit bool
+	cpu          int
+}
+
+var legacyRun = runOpts{cpu: -1}
+
 // realRun performs the operations on a real mount and returns the trace
 // and the server's statistics.
-func realRun(t *testing.T, transport string) ([]rec, server.Stats) {
+func realRun(t *testing.T, transport string, o runOpts) ([]rec, server.Stats) {
 	dir := t.TempDir()
 	conn, err := mount.Mount(dir, nil)
 	if err != nil {
@@ -195,12 +222,12 @@ func realRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	so.ErrorLog = log.New(lw, "server: ", 0)
 	var rc *ring.Channel
 	if transport == kmodel.ChannelRing {
-		rc = ring.New(conn.Fd(), &ring.Options{QueueDepth: 2, NewRing: func(cfg ring.RingConfig) (ring.QueueRing, error) {
+		rc = ring.New(conn.Fd(), &ring.Options{QueueDepth: 2, ForgetCommit: o.forgetCommit, NewRing: func(cfg ring.RingConfig) (ring.QueueRing, error) {
 			q, err := ring.NewKernelRing(cfg)
 			if err != nil {
 				return nil, err
 			}
-			return newRecordRing(q, tr), nil
+			return newRecordRing(q, tr, cfg.Qid), nil
 		}})
 		so.Transport = rc
 	}
@@ -250,6 +277,27 @@ func realRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	}
 	if rc != nil && rc.Err() != nil {
 		t.Fatalf("io_uring not used: %v", rc.Err())
+	}
+	if o.forgetCommit {
+		if info := srv.Init(); info.KernelMinor < 46 {
+			t.Skipf("the kernel offers FUSE 7.%d: no 7.46 FORGET series (tests/patched runs this in a VM on it)", info.KernelMinor)
+		}
+	}
+	if o.cpu >= 0 {
+		// Every client call, and so every eviction, from one CPU.
+		runtime.LockOSThread()
+		var all, one unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &all); err != nil {
+			t.Fatal(err)
+		}
+		one.Set(o.cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = unix.SchedSetaffinity(0, &all)
+			runtime.UnlockOSThread()
+		}()
 	}
 
 	// Raw system calls only: an os.File on the mount would be registered
@@ -304,22 +352,24 @@ func realRun(t *testing.T, transport string) ([]rec, server.Stats) {
 
 // modelRun performs the same operations through the model, as the kernel
 // turns them into requests, and returns the trace.
-func modelRun(t *testing.T, transport string) ([]rec, server.Stats) {
+func modelRun(t *testing.T, transport string, ro runOpts) ([]rec, server.Stats) {
 	tr := &trace{}
 	o := rigOptions{
 		fs:     conformanceFS(),
 		server: conformanceServer(),
 		dev:    func(d devfuse.Device) devfuse.Device { return recordDev{d, tr} },
+		model:  kmodel.Config{Patched: ro.forgetCommit},
 	}
 	if transport == kmodel.ChannelRing {
-		o.ring = &ring.Options{QueueDepth: 2}
-		o.wrap = func(q ring.QueueRing, cfg ring.RingConfig) ring.QueueRing { return newRecordRing(q, tr) }
+		o.ring = &ring.Options{QueueDepth: 2, ForgetCommit: ro.forgetCommit}
+		o.wrap = func(q ring.QueueRing, cfg ring.RingConfig) ring.QueueRing { return newRecordRing(q, tr, cfg.Qid) }
 	}
+	cpu := max(ro.cpu, 0)
 	r := startRig(t, o)
 	m := r.m
 	do := func(req kmodel.Request) kmodel.Reply {
 		t.Helper()
-		rep, err := m.Do(0, req)
+		rep, err := m.Do(cpu, req)
 		if err != nil {
 			t.Fatalf("%v: %v", req.Op, err)
 		}
@@ -337,7 +387,7 @@ func modelRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	do(kmodel.Flush(id, fh))
 	do(kmodel.Release(id, fh))
 	// creat, close, unlink: the inode goes with its last link
-	if _, err := m.Do(0, kmodel.Lookup(root, "new")); err != syscall.ENOENT {
+	if _, err := m.Do(cpu, kmodel.Lookup(root, "new")); err != syscall.ENOENT {
 		t.Fatalf("lookup new: %v", err)
 	}
 	rep := do(kmodel.Create(root, "new", syscall.O_CREAT|syscall.O_EXCL|syscall.O_RDWR, syscall.S_IFREG|0o644))
@@ -345,7 +395,7 @@ func modelRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	do(kmodel.Flush(nid, nfh))
 	do(kmodel.Release(nid, nfh))
 	do(kmodel.Unlink(root, "new"))
-	m.Evict(0, nid)
+	m.Evict(cpu, nid)
 	// opendir, getdents, closedir
 	dfh := do(kmodel.Opendir(root)).Open().Fh
 	n := len(do(kmodel.Readdir(root, dfh, 0, 4096, true)).Out)
@@ -357,7 +407,7 @@ func modelRun(t *testing.T, transport string) ([]rec, server.Stats) {
 	do(kmodel.Readdir(root, dfh, 3, 4096, false))
 	do(kmodel.Releasedir(root, dfh))
 	// drop_caches
-	m.EvictAll(0)
+	m.EvictAll(cpu)
 	if !waitForgets(m) {
 		t.Fatal("forgets did not drain")
 	}
@@ -376,9 +426,9 @@ func TestConformance(t *testing.T) {
 					t.Skipf("needs FUSE_OVER_IO_URING: %s is not Y (%v)", mount.EnableUringParam, err)
 				}
 			}
-			real, realStats := realRun(t, transport)
-			model, modelStats := modelRun(t, transport)
-			compareTraces(t, transport, real, model)
+			real, realStats := realRun(t, transport, legacyRun)
+			model, modelStats := modelRun(t, transport, legacyRun)
+			compareTraces(t, transport, real, model, kmodel.ChannelDev)
 			// Forgets: all on /dev/fuse, the same number, the node
 			// tables empty.
 			for name, st := range map[string]server.Stats{"real": realStats, "model": modelStats} {
@@ -398,7 +448,7 @@ func TestConformance(t *testing.T) {
 
 // compareTraces matches every model record with a real one of the same
 // opcode and names, in order, and compares the rest.
-func compareTraces(t *testing.T, transport string, real, model []rec) {
+func compareTraces(t *testing.T, transport string, real, model []rec, forgetCh string) {
 	t.Helper()
 	var log strings.Builder
 	fmt.Fprintf(&log, "real kernel (%s):\n", transport)
@@ -416,7 +466,7 @@ func compareTraces(t *testing.T, transport string, real, model []rec) {
 	for _, r := range real {
 		if r.isForget() {
 			realForgets += r.Forgets
-			if r.Channel != kmodel.ChannelDev {
+			if r.Channel != forgetCh {
 				t.Errorf("real: forget on %s: %v", r.Channel, r)
 			}
 		}
@@ -424,7 +474,7 @@ func compareTraces(t *testing.T, transport string, real, model []rec) {
 	for _, m := range model {
 		if m.isForget() {
 			modelForgets += m.Forgets
-			if m.Channel != kmodel.ChannelDev {
+			if m.Channel != forgetCh {
 				t.Errorf("model: forget on %s: %v", m.Channel, m)
 			}
 			continue
@@ -451,6 +501,55 @@ func compareTraces(t *testing.T, transport string, real, model []rec) {
 	for i, r := range real {
 		if !used[i] && !r.isForget() {
 			t.Logf("real kernel only: %v", r)
+		}
+	}
+}
+
+// TestConformance746 compares the model's Patched kernel with a kernel
+// that has the 7.46 FORGET series, over the ring with the daemon's opt-in
+// and every client call (and so every eviction) on one CPU: the requests
+// as in TestConformance, and the forgets all on the ring, in that CPU's
+// queue, one FORGET per message (patch 0001, the series' default), as many
+// as the kernel sent. It skips unless the kernel offers protocol 7.46.
+func TestConformance746(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts with mount(2)")
+	}
+	if on, err := mount.UringEnabled(); err != nil || !on {
+		t.Skipf("needs FUSE_OVER_IO_URING: %s is not Y (%v)", mount.EnableUringParam, err)
+	}
+	// The last CPU, so that the queue is not 0 by accident.
+	o := runOpts{forgetCommit: true, cpu: runtime.NumCPU() - 1}
+	real, realStats := realRun(t, kmodel.ChannelRing, o)
+	model, modelStats := modelRun(t, kmodel.ChannelRing, o)
+	compareTraces(t, kmodel.ChannelRing, real, model, kmodel.ChannelRing)
+	shape := func(recs []rec) (msgs, forgets int, perMsg, queues map[int]int) {
+		perMsg, queues = map[int]int{}, map[int]int{}
+		for _, r := range recs {
+			if r.isForget() {
+				msgs++
+				forgets += r.Forgets
+				perMsg[r.Forgets]++
+				queues[r.Qid]++
+			}
+		}
+		return
+	}
+	rm, rf, rp, rq := shape(real)
+	mm, mf, mp, mq := shape(model)
+	t.Logf("forgets on the ring: real %d in %d messages (sizes %v, queues %v), model %d in %d (sizes %v, queues %v)", rf, rm, rp, rq, mf, mm, mp, mq)
+	if rm != mm || rf != mf || fmt.Sprint(rp) != fmt.Sprint(mp) {
+		t.Errorf("forget messages: real %d with %d forgets (sizes %v), model %d with %d (sizes %v)", rm, rf, rp, mm, mf, mp)
+	}
+	if fmt.Sprint(rq) != fmt.Sprint(map[int]int{o.cpu: rm}) || fmt.Sprint(mq) != fmt.Sprint(map[int]int{o.cpu: mm}) {
+		t.Errorf("queues of the forget messages: real %v, model %v; want all on queue %d (the evicting CPU's)", rq, mq, o.cpu)
+	}
+	for name, st := range map[string]server.Stats{"real": realStats, "model": modelStats} {
+		if d := st.Channels["devfuse"]; d != nil && d.Forgets != 0 {
+			t.Errorf("%s: %d forgets on /dev/fuse with the opt-in", name, d.Forgets)
+		}
+		if st.NodesAlive != 0 {
+			t.Errorf("%s: %d nodes alive", name, st.NodesAlive)
 		}
 	}
 }

@@ -2,10 +2,12 @@ package patched
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +23,37 @@ import (
 // SIGKILL of the daemon, a fusectl abort, and an unmount, each while the
 // kernel holds forgets in ring entries. None may leave a hung mount, a
 // request the kernel still counts as waiting, or fuse slab objects.
+
+// faultMode is a forget routing the fault tests run under: patch 0001's
+// one request per forget, or one of the series' per-queue forget lists,
+// including lists that hold forgets back (a threshold never reached, a
+// delay still pending) when the fault comes.
+type faultMode struct {
+	name   string
+	params map[string]string
+}
+
+var faultModes = []faultMode{
+	{"0001", nil},
+	{"batch", map[string]string{"uring_forget_batch": "Y"}},
+	{"batch-cap1", map[string]string{"uring_forget_batch": "Y", "uring_forget_cap": "1"}},
+	{"threshold-held", map[string]string{"uring_forget_batch": "Y", "uring_forget_threshold": "1000000"}},
+	{"delay-pending", map[string]string{"uring_forget_batch": "Y", "uring_forget_delay_ms": "5000"}},
+}
+
+// eachFaultMode runs f as a subtest per fault mode, with the mode's fuse
+// parameters set and the slab check around it.
+func eachFaultMode(t *testing.T, f func(t *testing.T)) {
+	needGuest(t)
+	for _, fm := range faultModes {
+		t.Run(fm.name, func(t *testing.T) {
+			setParams(t, fm.params)
+			sc := startSlabCheck(t)
+			t.Cleanup(func() { sc.check(t) })
+			f(t)
+		})
+	}
+}
 
 // stormFaultInodes is the storm's size for the fault tests: big enough
 // that the fault lands while forgets are in flight.
@@ -77,13 +110,13 @@ func checkGone(t testing.TB, dir string) {
 }
 
 // TestStormAbort aborts the connection through fusectl while forgets
-// arrive on the ring: drop_caches ends, the session ends with
+// arrive on the ring (or wait on the kernel's per-queue lists), in each
+// fault mode: drop_caches ends, the session ends with
 // devfuse.ErrAborted, the kernel drops every request it held, and the
 // dead mount unmounts.
-func TestStormAbort(t *testing.T) {
-	needGuest(t)
-	sc := startSlabCheck(t)
-	t.Cleanup(func() { sc.check(t) })
+func TestStormAbort(t *testing.T) { eachFaultMode(t, testStormAbort) }
+
+func testStormAbort(t *testing.T) {
 	m := mountStorm(t, stormFaultInodes(t), &ring.Options{ForgetCommit: true})
 	s := m.s
 	lookupAll(t, s.Dir(), m.n)
@@ -116,16 +149,16 @@ func TestStormAbort(t *testing.T) {
 	checkGone(t, s.Dir())
 }
 
-// TestStormUnmount unmounts while forgets arrive on the ring: the unmount
+// TestStormUnmount unmounts while forgets arrive on the ring (or wait on
+// the kernel's lists), in each fault mode: the unmount
 // completes, the session ends cleanly, no forget names a node the server
 // no longer holds (none arrives twice), and the slab check finds no forget
 // request left behind. The server still holds nodes at the end: the kernel
 // sends no forget for the inodes an unmount evicts, and the ring's
 // teardown ends the forgets its entries held (the log says how many).
-func TestStormUnmount(t *testing.T) {
-	needGuest(t)
-	sc := startSlabCheck(t)
-	t.Cleanup(func() { sc.check(t) })
+func TestStormUnmount(t *testing.T) { eachFaultMode(t, testStormUnmount) }
+
+func testStormUnmount(t *testing.T) {
 	m := mountStorm(t, stormFaultInodes(t), &ring.Options{ForgetCommit: true})
 	s := m.s
 	lookupAll(t, s.Dir(), m.n)
@@ -162,17 +195,17 @@ func TestStormUnmount(t *testing.T) {
 }
 
 // TestStormKill SIGKILLs a ringfuse daemon (a separate process) while
-// forgets are held in its ring entries: drop_caches ends, the kernel ends
+// forgets are held in its ring entries (or on the kernel's lists), in each
+// fault mode: drop_caches ends, the kernel ends
 // every request it held, the dead mount answers ENOTCONN and unmounts.
-func TestStormKill(t *testing.T) {
-	needGuest(t)
+func TestStormKill(t *testing.T) { eachFaultMode(t, testStormKill) }
+
+func testStormKill(t *testing.T) {
 	bin := os.Getenv(binEnv)
 	if bin == "" {
 		t.Fatalf("%s unset: TestVM passes the static ringfuse command", binEnv)
 	}
 	testmount.LockUringParam(t, false)
-	sc := startSlabCheck(t)
-	t.Cleanup(func() { sc.check(t) })
 	n := stormFaultInodes(t)
 	src, mnt := t.TempDir(), t.TempDir()
 	nodes := makeTree(t, src, n)
@@ -183,10 +216,14 @@ func TestStormKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{}) // closed once the daemon is reaped
-	go func() { cmd.Wait(); close(exited) }()
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
+			if t.Failed() {
+				t.Logf("the daemon had exited: %v", waitErr)
+			}
 		default:
 			cmd.Process.Kill()
 			select {
@@ -218,7 +255,17 @@ func TestStormKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := mi.ConnID()
-	lookupAll(t, mnt, n)
+	t.Logf("daemon pid %d, connection %d", cmd.Process.Pid, id)
+	t0 := time.Now()
+	if err := lookupAllErr(t, mnt, n); err != nil {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		t.Errorf("after %.1fs: %v; the kernel has %d requests waiting on connection %d; daemon: %s", time.Since(t0).Seconds(), err, waiting(id), id, st)
+		cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(time.Second)
+		t.Logf("daemon output after SIGUSR1:\n%s", out.String())
+		dumpBlocked(t)
+		t.FailNow()
+	}
 	drop := startDrop()
 	// Forgets on the ring count as waiting until the daemon commits them.
 	mid := waitInFlight(t, drop, func() bool { return waiting(id) > 0 })

@@ -54,6 +54,7 @@ type variant struct {
 // split).
 func variants() []variant {
 	optIn := &ring.Options{ForgetCommit: true}
+	smallOptIn := &ring.Options{ForgetCommit: true, SmallEntries: 4}
 	p := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -74,6 +75,9 @@ func variants() []variant {
 		// ends; the delay sends them.
 		{name: "threshold64-delay20ms", ro: optIn, want: "ring", params: p("uring_forget_batch", "Y", "uring_forget_threshold", "64", "uring_forget_delay_ms", "20")},
 		{name: "delay10ms", ro: optIn, want: "ring", params: p("uring_forget_batch", "Y", "uring_forget_delay_ms", "10")},
+		// Entries of two sizes (0006): forgets only in the small ones.
+		{name: "small4", ro: smallOptIn, want: "ring", oneEach: true, params: p("uring_small_ents", "Y")},
+		{name: "small4-batch", ro: smallOptIn, want: "ring", params: p("uring_small_ents", "Y", "uring_forget_batch", "Y")},
 	}
 	for _, spec := range strings.Split(os.Getenv("RINGFUSE_STORM_VARIANTS"), ";") {
 		name, ps, ok := strings.Cut(strings.TrimSpace(spec), ":")

@@ -138,9 +138,11 @@ func TestVM(t *testing.T) {
 	dir, _ = filepath.Abs(dir)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	testBin, daemonBin := filepath.Join(dir, "patched.test"), filepath.Join(dir, "ringfuse")
+	kmodelBin := filepath.Join(dir, "kmodel.test")
 	t0 := time.Now()
 	for _, args := range [][]string{
 		{"test", "-c", "-o", testBin, "."},
+		{"test", "-c", "-o", kmodelBin, "ringfuse/kmodel"},
 		{"build", "-o", daemonBin, "ringfuse/cmd/ringfuse"},
 	} {
 		cmd := exec.Command("go", args...)
@@ -149,7 +151,7 @@ func TestVM(t *testing.T) {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	t.Logf("built the static test binary and ringfuse in %.1fs", time.Since(t0).Seconds())
+	t.Logf("built the static test binaries and ringfuse in %.1fs", time.Since(t0).Seconds())
 
 	// Time: the VM gets what the test has left, less a margin for the
 	// guest's own -test.timeout to fire first and print its goroutines.
@@ -169,10 +171,24 @@ func TestVM(t *testing.T) {
 			guestEnv = append(guestEnv, k+"="+v)
 		}
 	}
-	guestArgs := []string{testBin, "-test.v", "-test.count=1", "-test.timeout=" + guestTimeout.Round(time.Second).String()}
+	// The guest runs this package's tests, then kmodel's conformance
+	// tests (TestConformance746 compares the model with the patched
+	// kernel), each in its package directory; it exits non-zero if either
+	// failed.
+	to := "-test.timeout=" + (guestTimeout / 2).Round(time.Second).String()
+	run := ""
 	if r := os.Getenv("RINGFUSE_VM_RUN"); r != "" {
-		guestArgs = append(guestArgs, "-test.run="+r)
+		run = " -test.run=" + shQuote(r)
 	}
+	kmodelRun := envOr("RINGFUSE_VM_KMODEL_RUN", "^TestConformance")
+	script := "cd " + shQuote(filepath.Join(repo, "tests/patched")) + " && " + shQuote(testBin) + " -test.v -test.count=1 " + to + run + "; a=$?; "
+	if kmodelRun != "-" {
+		script += "cd " + shQuote(filepath.Join(repo, "kmodel")) + " && " + shQuote(kmodelBin) + " -test.v -test.count=1 " + to + " -test.run=" + shQuote(kmodelRun) + "; b=$?; "
+	} else {
+		script += "b=0; "
+	}
+	script += `echo "guest: tests/patched exit $a, kmodel exit $b"; [ $a = 0 ] && [ $b = 0 ]`
+	guestArgs := []string{"sh", "-c", script}
 	// --verbose: the guest kernel's console comes on standard error, kept
 	// apart from the tests' output (standard output).
 	args := []string{"--verbose", "--image", image, "--cpus", cpus, "--memory", memory,
@@ -265,6 +281,9 @@ func consoleTrouble(s string) bool {
 	}
 	return false
 }
+
+// shQuote quotes s for sh.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {

@@ -138,6 +138,14 @@ func makeTree(t testing.TB, src string, n int) int {
 // node) per file.
 func lookupAll(t testing.TB, mnt string, n int) {
 	t.Helper()
+	if err := lookupAllErr(t, mnt, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lookupAllErr is lookupAll returning the first error.
+func lookupAllErr(t testing.TB, mnt string, n int) error {
+	t.Helper()
 	const workers = 4
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -158,8 +166,9 @@ func lookupAll(t testing.TB, mnt string, n int) {
 	within(t, opTimeout+time.Duration(n)*time.Millisecond, "lookups", func() bool { wg.Wait(); return true })
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
+		return err
 	}
+	return nil
 }
 
 // dropCaches evicts every unused dentry and inode: the forget storm.
