@@ -308,8 +308,9 @@ func TestInitReplySize(t *testing.T) {
 		{35, 35, wire.SizeofInitOut},
 		{36, 36, wire.SizeofInitOut},
 		{45, 45, wire.SizeofInitOut},
-		{46, 45, wire.SizeofInitOut},
-		{99, 45, wire.SizeofInitOut},
+		{46, 46, wire.SizeofInitOut},
+		{47, 46, wire.SizeofInitOut},
+		{99, 46, wire.SizeofInitOut},
 	} {
 		srv := newServer(t, newUnitFS(), nil)
 		w := srv.NewWorker("test")

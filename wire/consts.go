@@ -3,10 +3,12 @@ package wire
 // Protocol version spoken by this package.
 const (
 	FUSE_KERNEL_VERSION = 7
-	// FUSE_KERNEL_MINOR_VERSION is the newest minor ringfuse negotiates.
-	// The 7.46 addition (FUSE_IO_URING_REGISTER_FORGET_COMMIT) lives in the
-	// io_uring command, not in INIT, so INIT still answers 45.
-	FUSE_KERNEL_MINOR_VERSION = 45
+	// FUSE_KERNEL_MINOR_VERSION is the newest minor ringfuse negotiates:
+	// 7.46 of the proposed FORGET-over-io_uring series (kernel/patches),
+	// whose one addition, FUSE_IO_URING_REGISTER_FORGET_COMMIT, lives in
+	// the io_uring REGISTER command; nothing in INIT or the message layouts
+	// changed from 7.45.
+	FUSE_KERNEL_MINOR_VERSION = 46
 
 	// MinKernelMinor is the oldest kernel minor ringfuse accepts: 7.12 gave
 	// MKNOD, MKDIR and CREATE their umask, and every Linux since 2.6.31

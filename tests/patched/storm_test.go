@@ -335,8 +335,8 @@ func checkInit(t testing.TB, s *session.Session, uring bool) {
 	if info.KernelMinor != wantMinor {
 		t.Fatalf("*** the kernel offered FUSE 7.%d, want 7.%d: not the patched kernel", info.KernelMinor, wantMinor)
 	}
-	if want := min(uint32(wantMinor), uint32(wire.FUSE_KERNEL_MINOR_VERSION)); info.Minor != want {
-		t.Fatalf("INIT agreed 7.%d, want 7.%d (kernel 7.%d, ringfuse 7.%d)", info.Minor, want, info.KernelMinor, wire.FUSE_KERNEL_MINOR_VERSION)
+	if info.Minor != wantMinor {
+		t.Fatalf("INIT agreed 7.%d, want 7.%d (kernel 7.%d, ringfuse 7.%d)", info.Minor, wantMinor, info.KernelMinor, wire.FUSE_KERNEL_MINOR_VERSION)
 	}
 	if uring && info.Flags&wire.FUSE_OVER_IO_URING == 0 {
 		t.Fatal("INIT did not agree FUSE_OVER_IO_URING")
