@@ -155,3 +155,23 @@ func LockUringParam(t testing.TB, exclusive bool) {
 	}
 	t.Cleanup(func() { f.Close() })
 }
+
+// Within runs f on its own goroutine and returns its result, or, if f has
+// not returned after d, calls onHang (when not nil, to dump what is
+// blocked) and fails the test. A call stuck in the kernel is left behind
+// until the test's cleanup tears the mount down, which ends it.
+func Within[T any](t testing.TB, d time.Duration, what string, onHang func(), f func() T) T {
+	t.Helper()
+	c := make(chan T, 1)
+	go func() { c <- f() }()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(d):
+		if onHang != nil {
+			onHang()
+		}
+		t.Fatalf("%s: still blocked after %v (hung)", what, d)
+		panic("unreachable")
+	}
+}

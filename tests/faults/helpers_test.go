@@ -74,21 +74,10 @@ func needRoot(t testing.TB) {
 	}
 }
 
-// within runs f on its own goroutine and returns its result, or fails the
-// test if f has not returned after d. A call stuck in the kernel is then
-// left behind until the test's cleanup tears the mount down, which ends
-// it.
+// within is testmount.Within without a dump.
 func within[T any](t testing.TB, d time.Duration, what string, f func() T) T {
 	t.Helper()
-	c := make(chan T, 1)
-	go func() { c <- f() }()
-	select {
-	case v := <-c:
-		return v
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v (hung)", what, d)
-		panic("unreachable")
-	}
+	return testmount.Within(t, d, what, nil, f)
 }
 
 // waitClosed waits up to d for c to be closed and fails the test if it is

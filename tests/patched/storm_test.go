@@ -75,19 +75,10 @@ func probeKernelMinor() (uint32, error) {
 	return info.KernelMinor, nil
 }
 
-// within runs f and fails the test if it has not returned after d.
+// within is testmount.Within, dumping the blocked tasks on a hang.
 func within[T any](t testing.TB, d time.Duration, what string, f func() T) T {
 	t.Helper()
-	c := make(chan T, 1)
-	go func() { c <- f() }()
-	select {
-	case v := <-c:
-		return v
-	case <-time.After(d):
-		dumpBlocked(t)
-		t.Fatalf("%s: still blocked after %v (hung)", what, d)
-		panic("unreachable")
-	}
+	return testmount.Within(t, d, what, func() { dumpBlocked(t) }, f)
 }
 
 // dumpBlocked prints the tasks the kernel has blocked (SysRq w) and the end
