@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// guestScratch is the guest's tmpfs for the tests' directories.
+const guestScratch = "/tmp/.ringfuse-guest"
+
 // guestSetup enables FUSE-over-io_uring and checks that the kernel is the
 // patched one: it offers protocol 7.46. It mounts nothing: the first
 // mount of each test checks what INIT negotiated (mountStorm).
@@ -59,10 +62,16 @@ func guestSetup() error {
 	}
 	// The guest's /tmp is an overlay (host /tmp below, tmpfs above), which
 	// has no file handles: the passthrough would pin a descriptor per
-	// node. A tmpfs of its own instead, for t.TempDir.
-	if err := syscall.Mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777"); err != nil {
-		return fmt.Errorf("mount tmpfs on /tmp: %v", err)
+	// node. A tmpfs of its own instead, for t.TempDir, beside /tmp rather
+	// than over it: the checkout, and the binaries built into it, may be
+	// under the host's /tmp.
+	if err := os.MkdirAll(guestScratch, 0o1777); err != nil {
+		return fmt.Errorf("scratch directory: %v", err)
 	}
+	if err := syscall.Mount("tmpfs", guestScratch, "tmpfs", 0, "mode=1777"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %v", guestScratch, err)
+	}
+	os.Setenv("TMPDIR", guestScratch)
 	// virtme-init allows a million descriptors per process (nr_open).
 	lim := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -129,8 +138,8 @@ func TestVM(t *testing.T) {
 		t.Fatalf("kernel image: %v", err)
 	}
 
-	// The binaries go to a directory the guest sees: the guest mounts
-	// tmpfs over /tmp, so not there.
+	// The binaries go to a directory the guest sees as the host does:
+	// the checkout (the guest's /tmp is an overlay of the host's).
 	dir, err := os.MkdirTemp(".", ".vm-")
 	if err != nil {
 		t.Fatal(err)
