@@ -323,8 +323,17 @@ func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAtt
 			// (FUSE_HANDLE_KILLPRIV_V2): chown(f, -1, -1) on the
 			// backing file applies the kernel's own rules. With the
 			// daemon's rights, as the kernel's own clearing ignores
-			// ownership; the kernel checked the caller already.
-			e := creds.Daemon(ctx, func() syscall.Errno {
+			// ownership, but only for a caller who may write the
+			// file: without default_permissions a chown(f, -1, -1)
+			// arrives the same way, unchecked, and a writer could
+			// clear the bits by writing anyway.
+			e := creds.Run(ctx, func() syscall.Errno {
+				return errnoOf(unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
+			})
+			if e != 0 {
+				return syscall.EPERM
+			}
+			e = creds.Daemon(ctx, func() syscall.Errno {
 				return errnoOf(unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW))
 			})
 			if e != 0 {
