@@ -318,25 +318,7 @@ func (fs *FS) Statx(ctx context.Context, n ringfuse.Node, fh uint64, hasFh bool,
 func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAttrIn, out *ringfuse.AttrOut) syscall.Errno {
 	do := func(fd int, open bool) syscall.Errno {
 		if in.Valid&^(wire.FATTR_FH|wire.FATTR_LOCKOWNER) == 0 {
-			// The kernel's way of asking for set-ID bits to go after
-			// a write or truncate by a caller without CAP_FSETID
-			// (FUSE_HANDLE_KILLPRIV_V2): chown(f, -1, -1) on the
-			// backing file applies the kernel's own rules. With the
-			// daemon's rights, as the kernel's own clearing ignores
-			// ownership, but only for a caller who may write the
-			// file: without default_permissions a chown(f, -1, -1)
-			// arrives the same way, unchecked, and a writer could
-			// clear the bits by writing anyway.
-			e := creds.Run(ctx, func() syscall.Errno {
-				return errnoOf(unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
-			})
-			if e != 0 {
-				return syscall.EPERM
-			}
-			e = creds.Daemon(ctx, func() syscall.Errno {
-				return errnoOf(unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW))
-			})
-			if e != 0 {
+			if e := fs.emptySetAttr(ctx, fd); e != 0 {
 				return e
 			}
 		} else if e := creds.Run(ctx, func() syscall.Errno { return setAttrs(fd, open, in) }); e != 0 {
@@ -363,6 +345,31 @@ func (fs *FS) SetAttr(ctx context.Context, rn ringfuse.Node, in *ringfuse.SetAtt
 		}
 	}
 	return fs.withNode(ctx, rn, func(fd int) syscall.Errno { return do(fd, false) })
+}
+
+// emptySetAttr answers a SETATTR that changes nothing: the kernel's way of
+// asking for set-ID bits to go after a write or truncate by a caller
+// without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2), and also what chown(f, -1,
+// -1) sends. chown(f, -1, -1) on the backing file applies the kernel's own
+// rules, with the daemon's rights since the kernel's clearing ignores
+// ownership, but only for a caller who may write the file. For anyone
+// else it is either a write through a descriptor another process opened,
+// which must not fail (its WRITE carries FUSE_WRITE_KILL_SUIDGID and
+// clears the bits then), or a chown by a non-owner, which natively fails
+// with EPERM and changes nothing.
+func (fs *FS) emptySetAttr(ctx context.Context, fd int) syscall.Errno {
+	e := creds.Run(ctx, func() syscall.Errno {
+		return errnoOf(unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS))
+	})
+	if e != 0 {
+		if inChown(ringfuse.CallerOf(ctx).PID) {
+			return syscall.EPERM
+		}
+		return 0
+	}
+	return creds.Daemon(ctx, func() syscall.Errno {
+		return errnoOf(unix.Fchownat(fd, "", -1, -1, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW))
+	})
 }
 
 // setAttrs applies in to the object fd refers to (open says fd is an open

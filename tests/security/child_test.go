@@ -174,6 +174,19 @@ func runAsErr(c cred, ops ...op) ([]result, error) {
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	for _, o := range ops {
+		if o.Op == "writefd" {
+			// Opened here, as root: the child writes through a
+			// descriptor it could not have opened itself.
+			f, err := os.OpenFile(o.Path, os.O_WRONLY|o.Flags, 0)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			cmd.ExtraFiles = []*os.File{f}
+			break
+		}
+	}
 	if c.uid != 0 || c.gid != 0 || c.groups != nil {
 		groups := c.groups
 		if groups == nil {
@@ -259,6 +272,9 @@ func do(o op) result {
 				err = cerr
 			}
 		}
+	case "writefd":
+		// The descriptor runAs opened as root, always fd 3.
+		_, err = unix.Write(3, []byte(o.Data))
 	case "open":
 		var fd int
 		fd, err = unix.Open(o.Path, o.Flags|unix.O_CLOEXEC, o.Mode)

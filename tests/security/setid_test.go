@@ -40,6 +40,15 @@ var setidScenarios = []scenario{
 		check: []string{"f"},
 	},
 	{
+		// Through root's descriptor: the empty SETATTR the write sends
+		// first comes from a user who may not write the file by name,
+		// and must not fail the write.
+		name:  "write-through-roots-fd",
+		setup: []fsNode{{path: "f", mode: 0o4755, data: "data"}},
+		steps: []step{{nobody, op{Op: "writefd", Path: "f", Flags: os.O_APPEND, Data: "x"}, "ok"}},
+		check: []string{"f"},
+	},
+	{
 		name:  "write-by-other-no-group-exec",
 		setup: []fsNode{{path: "f", mode: setIDNoGrpX, data: "data"}},
 		steps: []step{{nobody, op{Op: "write", Path: "f", Flags: os.O_APPEND, Data: "x"}, "ok"}},
