@@ -107,5 +107,15 @@ func (c *reqCtx) Err() error {
 	return nil
 }
 
-// Value implements context.Context; request contexts carry no values.
-func (c *reqCtx) Value(any) any { return nil }
+// reqCtxKey finds the request's context under contexts derived from it
+// (notifications check which request sends them).
+type reqCtxKey struct{}
+
+// Value implements context.Context; request contexts carry no values of
+// the filesystem's.
+func (c *reqCtx) Value(key any) any {
+	if key == (reqCtxKey{}) {
+		return c
+	}
+	return nil
+}

@@ -23,7 +23,7 @@ func init() {
 		wire.FUSE_FORGET:             (*Worker).doForget,
 		wire.FUSE_BATCH_FORGET:       (*Worker).doBatchForget,
 		wire.FUSE_INTERRUPT:          (*Worker).doInterrupt,
-		wire.FUSE_NOTIFY_REPLY:       (*Worker).doNothing,
+		wire.FUSE_NOTIFY_REPLY:       (*Worker).doNotifyReply,
 		wire.FUSE_GETATTR:            (*Worker).doGetattr,
 		wire.FUSE_SETATTR:            (*Worker).doSetattr,
 		wire.FUSE_STATX:              (*Worker).doStatx,
@@ -123,8 +123,6 @@ func (w *Worker) putAttr(out []byte) int {
 	ao.AttrValid, ao.AttrValidNsec = splitDuration(w.attr.Timeout)
 	return wire.SizeofAttrOut
 }
-
-func (w *Worker) doNothing(out []byte) (int, syscall.Errno) { return 0, 0 }
 
 func (w *Worker) doDestroy(out []byte) (int, syscall.Errno) {
 	if w.s.ops.destroy != nil {

@@ -114,6 +114,8 @@ type Server struct {
 	byNode    map[uint64]*nodeBacking
 	backingFn func(fd int) (int32, error)
 	backingCl func(id int32) error
+
+	notify notifier // notify.go
 }
 
 // connState is what INIT negotiated.

@@ -80,6 +80,7 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	s.connID, _ = conn.ConnID()
 	fd := devfuse.FD(conn.Fd())
 	srv.SetBacking(fd.BackingOpen, fd.BackingClose)
+	srv.SetNotifyDevice(fd)
 	go func() {
 		s.err = devfuse.Serve(srv, fd, &devfuse.Options{Readers: o.Readers})
 		// The connection is gone: the ring queues' entries have
@@ -176,6 +177,7 @@ func (s *Session) unmount() error {
 		<-s.done
 	}
 	s.stopRing()
+	s.srv.SetNotifyDevice(nil) // no notification may reach a closed descriptor
 	s.conn.Close()
 	return errors.Join(errs...)
 }
@@ -189,6 +191,7 @@ func (s *Session) forceClose() {
 		s.stopRing()
 	case <-time.After(5 * time.Second):
 	}
+	s.srv.SetNotifyDevice(nil) // no notification may reach a closed descriptor
 	s.conn.Close()
 }
 
