@@ -588,6 +588,8 @@ func minimalArgs(op wire.Opcode) [][]byte {
 		arg = wire.AsBytes(&wire.ReadIn{Size: 4096})
 	case wire.FUSE_GETXATTR, wire.FUSE_LISTXATTR:
 		arg = wire.AsBytes(&wire.GetxattrIn{Size: 64})
+	case wire.FUSE_NOTIFY_REPLY:
+		arg = wire.AsBytes(&wire.NotifyRetrieveIn{}) // an empty answer
 	}
 	switch op {
 	case wire.FUSE_LOOKUP, wire.FUSE_MKNOD, wire.FUSE_MKDIR, wire.FUSE_UNLINK, wire.FUSE_RMDIR,
