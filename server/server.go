@@ -6,6 +6,13 @@
 // /dev/fuse reader, an io_uring queue, or the kernel model) owns one
 // [Worker] per thread of service, hands it each message together with the
 // buffer the reply goes into, and sends the reply back on its own path.
+//
+// The server also sends the kernel notifications for changes the kernel
+// did not make ([Server.InvalInode], [Server.InvalEntry], [Server.Delete],
+// [Server.Store], [Server.Retrieve]). They name inodes by the filesystem's
+// [ringfuse.InodeKey] ([RootKey] for the root) and go to /dev/fuse on both
+// transports; see notify.go for the locks they wait on and why one sent
+// from inside an operation must carry that operation's context.
 package server
 
 import (

@@ -108,7 +108,8 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	}
 }
 
-// Server returns the server core, for statistics.
+// Server returns the server core, for statistics and for notifications to
+// the kernel (Server.InvalInode, Server.Store, ...).
 func (s *Session) Server() *server.Server { return s.srv }
 
 // Ring returns the io_uring channel, or nil if Options.Uring was nil.

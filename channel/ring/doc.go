@@ -51,7 +51,9 @@
 //
 // The /dev/fuse channel keeps running next to the ring: in Linux 6.18 INIT,
 // requests sent before the ring is ready, FORGET/BATCH_FORGET, INTERRUPT and
-// unmount detection all still use /dev/fuse. Forgets that arrive on the ring
+// unmount detection all still use /dev/fuse, and so do the server's
+// notifications, but the NOTIFY_REPLY that answers a RETRIEVE is queued like
+// any request and arrives on the ring. Forgets that arrive on the ring
 // (a kernel with the proposed 7.46 patch and [Options.ForgetCommit]) are
 // committed at once with an empty reply and applied in batches afterwards.
 //
