@@ -11,8 +11,11 @@
 // did not make ([Server.InvalInode], [Server.InvalEntry], [Server.Delete],
 // [Server.Store], [Server.Retrieve]). They name inodes by the filesystem's
 // [ringfuse.InodeKey] ([RootKey] for the root) and go to /dev/fuse on both
-// transports; see notify.go for the locks they wait on and why one sent
-// from inside an operation must carry that operation's context.
+// transports. In the kernel they wait for the locks of the inodes they
+// name, which a request being served may hold (a LOOKUP holds its
+// directory's): one sent from inside an operation must carry that
+// operation's context, and the server refuses it with [ErrWouldDeadlock]
+// when it names a node the operation holds.
 package server
 
 import (
