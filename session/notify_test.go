@@ -434,3 +434,91 @@ func TestNotifyErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifyAfterOperation: the way to notify about the directory an
+// operation holds is from another goroutine, which the kernel lets through
+// once the operation has returned.
+func TestNotifyAfterOperation(t *testing.T) {
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			fsys := newNotifyFS()
+			fsys.set("e", 70, "x")
+			srv, dir := mountNotify(t, tr, fsys)
+			path := filepath.Join(dir, "e")
+			if ino, err := statIno(t, path); err != nil || ino != 70 {
+				t.Fatalf("stat: ino %d, %v", ino, err)
+			}
+			fsys.set("e", 71, "y")
+			sent := make(chan error, 1)
+			fsys.mu.Lock()
+			fsys.onLookup = func(ctx context.Context, name string) {
+				if name == "probe" {
+					go func() { sent <- srv.InvalEntry(context.Background(), server.RootKey, "e") }()
+				}
+			}
+			fsys.mu.Unlock()
+			statIno(t, filepath.Join(dir, "probe"))
+			if err := within(t, "InvalEntry after the LOOKUP", func() error { return <-sent }); err != nil {
+				t.Fatalf("InvalEntry: %v", err)
+			}
+			if ino, err := statIno(t, path); err != nil || ino != 71 {
+				t.Errorf("after INVAL_ENTRY: ino %d, %v; want 71", ino, err)
+			}
+		})
+	}
+}
+
+// TestNotifyConcurrent sends notifications from several goroutines while a
+// client reads: none may fail, and the client always sees whole contents.
+func TestNotifyConcurrent(t *testing.T) {
+	for _, tr := range testmount.Transports {
+		t.Run(tr, func(t *testing.T) {
+			fsys := newNotifyFS()
+			key := fsys.set("c", 80, "0000")
+			srv, dir := mountNotify(t, tr, fsys)
+			path := filepath.Join(dir, "c")
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for g := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx := context.Background()
+					for i := range 200 {
+						var err error
+						switch (g + i) % 3 {
+						case 0:
+							err = srv.Store(ctx, key, 0, []byte("1111"))
+						case 1:
+							err = srv.InvalInode(ctx, key, 0, 0)
+						case 2:
+							err = srv.InvalEntry(ctx, server.RootKey, "c")
+						}
+						// The kernel may forget c between reads.
+						if err != nil && !errors.Is(err, syscall.ENOENT) {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			fsys.rewrite("c", "1111")
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			for reading := true; reading; {
+				select {
+				case <-done:
+					reading = false
+				default:
+				}
+				if got := readFile(t, path); got != "0000" && got != "1111" {
+					t.Fatalf("read %q", got)
+				}
+			}
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
