@@ -114,7 +114,7 @@ type reqCtxKey struct{}
 // Value implements context.Context; request contexts carry no values of
 // the filesystem's.
 func (c *reqCtx) Value(key any) any {
-	if key == (reqCtxKey{}) {
+	if _, ok := key.(reqCtxKey); ok { // not ==: a key may be uncomparable
 		return c
 	}
 	return nil
