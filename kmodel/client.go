@@ -143,7 +143,7 @@ func newRequest(cpu int, req Request) *request {
 	r.msg = wire.AppendRequest(make([]byte, 0, wire.SizeofInHeader+len(req.Arg)+len(req.Payload)), r.h, req.Arg, req.Payload)
 	r.h.Len = uint32(len(r.msg))
 	r.argLen = len(req.Arg)
-	r.outSize, r.outVar = outSpec(req.Op, req.Arg)
+	r.outSize, r.outVar = wire.ReplySize(req.Op, req.Arg)
 	r.noreply = req.Op.NoReply()
 	return r
 }

@@ -156,7 +156,7 @@
 //     The uring_forget_delay_ms timer holds no connection reference; it is
 //     stopped at teardown. A request's fit (0006) is the larger of its
 //     payload arguments and its largest reply as the model sizes them
-//     (outSpec), which for a few opcodes with variable replies may differ
+//     (wire.ReplySize), which for a few opcodes with variable replies may differ
 //     from the kernel's out_args.
 //   - /dev/fuse still sends forgets with the 16:8 fairness against
 //     ordinary requests (fuse_dev_do_read); the ring's forget request has

@@ -4,55 +4,6 @@ import (
 	"ringfuse/wire"
 )
 
-// readlinkMax is the out-arg size the kernel gives READLINK (a page less
-// the NUL).
-const readlinkMax = 4095
-
-// outSpec returns the total size of op's out-args as the kernel sets them
-// up and whether the last one is variable (out_argvar). arg is in_args[0],
-// which sizes READ, READDIR and the xattr reads.
-func outSpec(op wire.Opcode, arg []byte) (size int, variable bool) {
-	switch op {
-	case wire.FUSE_INIT:
-		return wire.SizeofInitOut, true
-	case wire.FUSE_LOOKUP, wire.FUSE_MKNOD, wire.FUSE_MKDIR, wire.FUSE_SYMLINK, wire.FUSE_LINK:
-		return wire.SizeofEntryOut, false
-	case wire.FUSE_CREATE:
-		return wire.SizeofEntryOut + wire.SizeofOpenOut, false
-	case wire.FUSE_GETATTR, wire.FUSE_SETATTR:
-		return wire.SizeofAttrOut, false
-	case wire.FUSE_STATX:
-		return wire.SizeofStatxOut, false
-	case wire.FUSE_READLINK:
-		return readlinkMax, true
-	case wire.FUSE_OPEN, wire.FUSE_OPENDIR:
-		return wire.SizeofOpenOut, false
-	case wire.FUSE_READ, wire.FUSE_READDIR, wire.FUSE_READDIRPLUS:
-		if in := wire.View[wire.ReadIn](arg); in != nil {
-			return int(in.Size), true
-		}
-		return 0, true
-	case wire.FUSE_WRITE, wire.FUSE_COPY_FILE_RANGE:
-		return wire.SizeofWriteOut, false
-	case wire.FUSE_COPY_FILE_RANGE_64:
-		return wire.SizeofCopyFileRangeOut, false
-	case wire.FUSE_STATFS:
-		return wire.SizeofStatfsOut, false
-	case wire.FUSE_GETXATTR, wire.FUSE_LISTXATTR:
-		if in := wire.View[wire.GetxattrIn](arg); in != nil && in.Size != 0 {
-			return int(in.Size), true
-		}
-		return wire.SizeofGetxattrOut, false
-	case wire.FUSE_GETLK:
-		return wire.SizeofLkOut, false
-	case wire.FUSE_LSEEK:
-		return wire.SizeofLseekOut, false
-	case wire.FUSE_BMAP:
-		return 8, false // fuse_bmap_out
-	}
-	return 0, false
-}
-
 // Request builders. Each returns the request as the kernel builds it for
 // the system call, with zero credentials; set UID, GID and PID as needed.
 

@@ -65,76 +65,6 @@ type Request struct {
 	Data []byte
 }
 
-// body kinds: what follows the fixed struct.
-const (
-	bodyNone        = iota // nothing
-	bodyName               // name\0
-	bodyTwoNames           // name\0name\0
-	bodyWrite              // fuse_write_in.size bytes
-	bodySetxattr           // name\0 value
-	bodyBatchForget        // count * fuse_forget_one
-	bodyAny                // not validated: opcodes answered with ENOSYS
-)
-
-type opLayout struct {
-	arg  uint16 // size of the fixed struct
-	body uint8
-}
-
-var layouts = [OpcodeMax]opLayout{
-	FUSE_LOOKUP:             {0, bodyName},
-	FUSE_FORGET:             {SizeofForgetIn, bodyNone},
-	FUSE_GETATTR:            {SizeofGetattrIn, bodyNone},
-	FUSE_SETATTR:            {SizeofSetattrIn, bodyNone},
-	FUSE_READLINK:           {0, bodyNone},
-	FUSE_SYMLINK:            {0, bodyTwoNames},
-	FUSE_MKNOD:              {SizeofMknodIn, bodyName},
-	FUSE_MKDIR:              {SizeofMkdirIn, bodyName},
-	FUSE_UNLINK:             {0, bodyName},
-	FUSE_RMDIR:              {0, bodyName},
-	FUSE_RENAME:             {SizeofRenameIn, bodyTwoNames},
-	FUSE_LINK:               {SizeofLinkIn, bodyName},
-	FUSE_OPEN:               {SizeofOpenIn, bodyNone},
-	FUSE_READ:               {SizeofReadIn, bodyNone},
-	FUSE_WRITE:              {SizeofWriteIn, bodyWrite},
-	FUSE_STATFS:             {0, bodyNone},
-	FUSE_RELEASE:            {SizeofReleaseIn, bodyNone},
-	FUSE_FSYNC:              {SizeofFsyncIn, bodyNone},
-	FUSE_SETXATTR:           {SizeofSetxattrIn, bodySetxattr},
-	FUSE_GETXATTR:           {SizeofGetxattrIn, bodyName},
-	FUSE_LISTXATTR:          {SizeofGetxattrIn, bodyNone},
-	FUSE_REMOVEXATTR:        {0, bodyName},
-	FUSE_FLUSH:              {SizeofFlushIn, bodyNone},
-	FUSE_INIT:               {FUSE_COMPAT_INIT_IN_SIZE, bodyAny},
-	FUSE_OPENDIR:            {SizeofOpenIn, bodyNone},
-	FUSE_READDIR:            {SizeofReadIn, bodyNone},
-	FUSE_RELEASEDIR:         {SizeofReleaseIn, bodyNone},
-	FUSE_FSYNCDIR:           {SizeofFsyncIn, bodyNone},
-	FUSE_GETLK:              {SizeofLkIn, bodyNone},
-	FUSE_SETLK:              {SizeofLkIn, bodyNone},
-	FUSE_SETLKW:             {SizeofLkIn, bodyNone},
-	FUSE_ACCESS:             {SizeofAccessIn, bodyNone},
-	FUSE_CREATE:             {SizeofCreateIn, bodyName},
-	FUSE_INTERRUPT:          {SizeofInterruptIn, bodyNone},
-	FUSE_BMAP:               {0, bodyAny},
-	FUSE_DESTROY:            {0, bodyNone},
-	FUSE_IOCTL:              {0, bodyAny},
-	FUSE_POLL:               {0, bodyAny},
-	FUSE_NOTIFY_REPLY:       {0, bodyAny},
-	FUSE_BATCH_FORGET:       {SizeofBatchForgetIn, bodyBatchForget},
-	FUSE_FALLOCATE:          {SizeofFallocateIn, bodyNone},
-	FUSE_READDIRPLUS:        {SizeofReadIn, bodyNone},
-	FUSE_RENAME2:            {SizeofRename2In, bodyTwoNames},
-	FUSE_LSEEK:              {SizeofLseekIn, bodyNone},
-	FUSE_COPY_FILE_RANGE:    {SizeofCopyFileRangeIn, bodyNone},
-	FUSE_SETUPMAPPING:       {0, bodyAny},
-	FUSE_REMOVEMAPPING:      {0, bodyAny},
-	FUSE_SYNCFS:             {0, bodyAny},
-	FUSE_TMPFILE:            {0, bodyAny},
-	FUSE_STATX:              {SizeofStatxIn, bodyNone},
-	FUSE_COPY_FILE_RANGE_64: {SizeofCopyFileRangeIn, bodyNone},
-}
-
 // ArgSize returns the size of op's fixed struct under c. INIT is special:
 // its size depends on the kernel, not on the negotiation, so ArgSize gives
 // the oldest accepted size.
@@ -145,7 +75,7 @@ func ArgSize(op Opcode, c *Conn) int {
 	if op == FUSE_SETXATTR && (c == nil || !c.SetxattrExt) {
 		return FUSE_COMPAT_SETXATTR_IN_SIZE
 	}
-	return int(layouts[op].arg)
+	return int(opcodes[op].arg)
 }
 
 func decodeErr(h *InHeader, err error, detail string) error {
@@ -208,7 +138,7 @@ func ParseRing(inOut, opIn, payload []byte, c *Conn, r *Request) error {
 	if opLen < n {
 		return decodeErr(h, ErrTruncated, "op header "+strconv.Itoa(opLen)+" bytes, need "+strconv.Itoa(n))
 	}
-	if opLen > n && h.Opcode.Known() && layouts[h.Opcode].body != bodyAny {
+	if opLen > n && h.Opcode.Known() && opcodes[h.Opcode].body != bodyAny {
 		return decodeErr(h, ErrOversized, "op header "+strconv.Itoa(opLen)+" bytes, expected "+strconv.Itoa(n))
 	}
 	return parseBody(r, opIn[:n], payload, c)
@@ -228,7 +158,7 @@ func parseBody(r *Request, arg, rest []byte, c *Conn) error {
 		rest = rest[:len(rest)-ext]
 	}
 	r.Arg = arg
-	switch layouts[h.Opcode].body {
+	switch opcodes[h.Opcode].body {
 	case bodyNone:
 		if len(rest) != 0 {
 			return decodeErr(h, ErrOversized, strconv.Itoa(len(rest))+" extra bytes")

@@ -631,3 +631,47 @@ func TestNoReply(t *testing.T) {
 		}
 	}
 }
+
+func TestMayBlock(t *testing.T) {
+	want := map[Opcode]bool{
+		FUSE_READ: true, FUSE_WRITE: true, FUSE_FSYNC: true, FUSE_FSYNCDIR: true, FUSE_FALLOCATE: true,
+		FUSE_COPY_FILE_RANGE: true, FUSE_COPY_FILE_RANGE_64: true, FUSE_SETLKW: true,
+	}
+	for op := Opcode(0); op < OpcodeMax+4; op++ {
+		if got := op.MayBlock(); got != want[op] {
+			t.Errorf("%v.MayBlock() = %v, want %v", op, got, want[op])
+		}
+	}
+}
+
+func TestReplySize(t *testing.T) {
+	read := AsBytes(&ReadIn{Size: 4096})
+	query := AsBytes(&GetxattrIn{})
+	get := AsBytes(&GetxattrIn{Size: 100})
+	for _, c := range []struct {
+		op       Opcode
+		arg      []byte
+		size     int
+		variable bool
+	}{
+		{FUSE_LOOKUP, nil, SizeofEntryOut, false},
+		{FUSE_CREATE, nil, SizeofEntryOut + SizeofOpenOut, false},
+		{FUSE_INIT, nil, SizeofInitOut, true},
+		{FUSE_READLINK, nil, 4095, true},
+		{FUSE_READ, read, 4096, true},
+		{FUSE_READ, nil, 0, true},
+		{FUSE_READDIRPLUS, read, 4096, true},
+		{FUSE_GETXATTR, query, SizeofGetxattrOut, false},
+		{FUSE_LISTXATTR, get, 100, true},
+		{FUSE_WRITE, nil, SizeofWriteOut, false},
+		{FUSE_COPY_FILE_RANGE_64, nil, SizeofCopyFileRangeOut, false},
+		{FUSE_BMAP, nil, 8, false},
+		{FUSE_UNLINK, nil, 0, false},
+		{FUSE_FORGET, nil, 0, false},
+		{OpcodeMax, nil, 0, false},
+	} {
+		if size, v := ReplySize(c.op, c.arg); size != c.size || v != c.variable {
+			t.Errorf("ReplySize(%v) = %d, %v; want %d, %v", c.op, size, v, c.size, c.variable)
+		}
+	}
+}

@@ -67,31 +67,10 @@ const (
 // OpcodeMax bounds the dispatch tables: every FUSE opcode is below it.
 const OpcodeMax = 54
 
-var opcodeNames = [OpcodeMax]string{
-	FUSE_LOOKUP: "LOOKUP", FUSE_FORGET: "FORGET", FUSE_GETATTR: "GETATTR",
-	FUSE_SETATTR: "SETATTR", FUSE_READLINK: "READLINK", FUSE_SYMLINK: "SYMLINK",
-	FUSE_MKNOD: "MKNOD", FUSE_MKDIR: "MKDIR", FUSE_UNLINK: "UNLINK",
-	FUSE_RMDIR: "RMDIR", FUSE_RENAME: "RENAME", FUSE_LINK: "LINK",
-	FUSE_OPEN: "OPEN", FUSE_READ: "READ", FUSE_WRITE: "WRITE",
-	FUSE_STATFS: "STATFS", FUSE_RELEASE: "RELEASE", FUSE_FSYNC: "FSYNC",
-	FUSE_SETXATTR: "SETXATTR", FUSE_GETXATTR: "GETXATTR", FUSE_LISTXATTR: "LISTXATTR",
-	FUSE_REMOVEXATTR: "REMOVEXATTR", FUSE_FLUSH: "FLUSH", FUSE_INIT: "INIT",
-	FUSE_OPENDIR: "OPENDIR", FUSE_READDIR: "READDIR", FUSE_RELEASEDIR: "RELEASEDIR",
-	FUSE_FSYNCDIR: "FSYNCDIR", FUSE_GETLK: "GETLK", FUSE_SETLK: "SETLK",
-	FUSE_SETLKW: "SETLKW", FUSE_ACCESS: "ACCESS", FUSE_CREATE: "CREATE",
-	FUSE_INTERRUPT: "INTERRUPT", FUSE_BMAP: "BMAP", FUSE_DESTROY: "DESTROY",
-	FUSE_IOCTL: "IOCTL", FUSE_POLL: "POLL", FUSE_NOTIFY_REPLY: "NOTIFY_REPLY",
-	FUSE_BATCH_FORGET: "BATCH_FORGET", FUSE_FALLOCATE: "FALLOCATE",
-	FUSE_READDIRPLUS: "READDIRPLUS", FUSE_RENAME2: "RENAME2", FUSE_LSEEK: "LSEEK",
-	FUSE_COPY_FILE_RANGE: "COPY_FILE_RANGE", FUSE_SETUPMAPPING: "SETUPMAPPING",
-	FUSE_REMOVEMAPPING: "REMOVEMAPPING", FUSE_SYNCFS: "SYNCFS", FUSE_TMPFILE: "TMPFILE",
-	FUSE_STATX: "STATX", FUSE_COPY_FILE_RANGE_64: "COPY_FILE_RANGE_64",
-}
-
 // String returns the opcode's name without the FUSE_ prefix, or a number.
 func (o Opcode) String() string {
-	if o < OpcodeMax && opcodeNames[o] != "" {
-		return opcodeNames[o]
+	if o.Known() {
+		return opcodes[o].name
 	}
 	if o == CUSE_INIT {
 		return "CUSE_INIT"
@@ -100,11 +79,16 @@ func (o Opcode) String() string {
 }
 
 // Known reports whether o is an opcode of protocol 7.45.
-func (o Opcode) Known() bool { return o < OpcodeMax && opcodeNames[o] != "" }
+func (o Opcode) Known() bool { return o < OpcodeMax && opcodes[o].name != "" }
 
 // NoReply reports whether the kernel expects no reply on /dev/fuse. On the
 // io_uring channel such requests must still be committed, with an empty
 // reply, or their ring entry is stranded.
-func (o Opcode) NoReply() bool {
-	return o == FUSE_FORGET || o == FUSE_BATCH_FORGET || o == FUSE_INTERRUPT || o == FUSE_NOTIFY_REPLY
-}
+func (o Opcode) NoReply() bool { return o.Known() && opcodes[o].flags&opNoReply != 0 }
+
+// MayBlock reports whether serving o may wait on I/O (file data, a sync, a
+// lock) long enough that a channel serving requests one at a time on a
+// thread should hand it to another thread when more requests are pending.
+// Metadata requests are short on a local filesystem: handing them off
+// costs a serial client more than it gains.
+func (o Opcode) MayBlock() bool { return o.Known() && opcodes[o].flags&opMayBlock != 0 }

@@ -347,7 +347,7 @@ func (q *queue) serve(e *Entry) {
 		return
 	}
 
-	if q.parallel && mayBlock(in.Opcode) {
+	if q.parallel && in.Opcode.MayBlock() {
 		e.state, e.commitID = entryAsync, commitID
 		q.inflight++
 		q.stats.pooled.Add(1)
@@ -356,21 +356,6 @@ func (q *queue) serve(e *Entry) {
 	}
 	q.handle(q.w, e)
 	q.commit(e, commitID)
-}
-
-// mayBlock reports whether an opcode's handler may wait on I/O long enough
-// to be worth a hand-off to the pool.
-func mayBlock(op wire.Opcode) bool {
-	switch op {
-	case wire.FUSE_READ, wire.FUSE_WRITE, wire.FUSE_FSYNC, wire.FUSE_FSYNCDIR,
-		wire.FUSE_FALLOCATE, wire.FUSE_COPY_FILE_RANGE, wire.FUSE_COPY_FILE_RANGE_64,
-		wire.FUSE_SETLKW:
-		// Data and lock waits. Metadata requests are short on a
-		// local filesystem; handing them off would cost a serial
-		// client (fs_mark) more than it gains.
-		return true
-	}
-	return false
 }
 
 // parallelMemory is how many batches a queue keeps handing data requests
