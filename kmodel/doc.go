@@ -20,7 +20,9 @@
 //     dev_uring.c, entries move through the states of dev_uring_i.h, and
 //     requests are copied into the entries' buffers laid out as the kernel
 //     does (fuse_in_header in in_out, in_args[0] in op_in, the rest in the
-//     payload).
+//     payload). It is also a ring.FileIORing: the channel's own reads and
+//     writes of the filesystem's files run on it (uring.go; the fuse_ring
+//     logic is in ring.go).
 //   - [Conn.Do], [Conn.Start], [Conn.Forget], [Conn.Evict],
 //     [Conn.EvictAll], [Conn.EvictStorm], [Conn.Interrupt], [Conn.Unmount]
 //     and [Conn.Abort] are the clients: system calls from tasks on given
@@ -120,6 +122,9 @@
 //     are counted only there and at /dev/fuse reads that block, not
 //     measured. An enter carried forget work if it submitted the commit of
 //     a forget message or returned with the completion of one posted.
+//   - A read or write queued with StartIO is done with pread or pwrite
+//     when it is submitted and completes at once: never -EAGAIN, no
+//     io-wq, no short read that io_uring would retry.
 //   - Teardown is immediate: entries in transient states are released at
 //     once instead of by the 50 ms delayed work. Parked commands complete
 //     with -ENOTCONN at unmount and at abort (fuse_uring_entry_teardown);
