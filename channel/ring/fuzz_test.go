@@ -1,10 +1,11 @@
-package ring
+package ring_test
 
 import (
 	"encoding/binary"
 	"testing"
 	"unsafe"
 
+	"ringfuse/channel/ring"
 	"ringfuse/wire"
 )
 
@@ -22,23 +23,6 @@ const pollHackNodeID = 1<<63 + 1
 var fuzzRingOps = []wire.Opcode{
 	wire.FUSE_LOOKUP, wire.FUSE_FORGET, wire.FUSE_BATCH_FORGET, wire.FUSE_GETATTR,
 	wire.FUSE_READ, wire.FUSE_OPEN, wire.FUSE_INTERRUPT, wire.FUSE_NOTIFY_REPLY, wire.FUSE_INIT,
-}
-
-// deliverRaw writes a request into an available entry exactly as given,
-// in.len and payload_sz included, and completes the entry's command.
-func (f *fakeRing) deliverRaw(t testing.TB, h wire.InHeader, opIn []byte, payload []byte, psz uint32, commitID uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.wait(t, "an available entry", func() bool { return len(f.avail) > 0 })
-	idx := f.avail[0]
-	f.avail = f.avail[:copy(f.avail, f.avail[1:])]
-	e := f.ents[idx]
-	*(*wire.InHeader)(unsafe.Pointer(&e.Header.InOut[0])) = h
-	copy(e.Header.OpIn[:], opIn)
-	copy(e.Payload, payload)
-	e.Header.RingEnt = wire.UringEntInOut{CommitID: commitID, PayloadSz: psz}
-	f.pending = append(f.pending, Completion{Entry: idx})
-	f.cond.Broadcast()
 }
 
 // FuzzRingEntry delivers a fuzzed sequence of ring entries (any header,
@@ -59,9 +43,7 @@ func FuzzRingEntry(f *testing.F) {
 	f.Add([]byte{3, 1, 0, 1, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // GETATTR, payload_sz beyond the buffer
 	f.Add([]byte{6, 0, 0, 0, 8, 4, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 200, 1})   // INTERRUPT, then an unknown opcode
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		env := newFakeEnv(t, Options{Queues: 1, QueueDepth: 2, NoAffinity: true}, nil)
-		fr := env.ring(0)
-		fr.waitAvail(t, 2)
+		env := newModelEnv(t, envOptions{ring: ring.Options{Queues: 1, QueueDepth: 2}})
 		var lookups uint64
 		fileID := uint64(fuzzFileID) // until a LOOKUP tells
 		p := prog
@@ -96,24 +78,24 @@ func FuzzRingEntry(f *testing.F) {
 					}
 				}
 			}
-			u := env.nextUnique()
-			h := wire.InHeader{Opcode: op, Unique: u, NodeID: node, Len: uint32(wire.SizeofInHeader + len(opIn) + len(payload))}
+			var h wire.InHeader
 			psz := uint32(len(payload))
-			if mode&1 != 0 {
-				h.Len++
-			}
 			if mode&2 != 0 {
 				psz = 1 << 31
 			}
-			if mode&4 != 0 {
-				h.Unique = 0
-			}
-			fr.deliverRaw(t, h, opIn, payload, psz, u)
-			rec := fr.waitCommit(t, u)
-			e := fr.ents[rec.idx]
-			if int(rec.psz) > len(e.Payload) || rec.out.Len != wire.SizeofOutHeader+rec.psz ||
+			rec, u := env.inject(0, func(id uint64) (wire.InHeader, []byte, []byte, uint32) {
+				h = wire.InHeader{Opcode: op, Unique: id, NodeID: node, Len: uint32(wire.SizeofInHeader + len(opIn) + len(payload))}
+				if mode&1 != 0 {
+					h.Len++
+				}
+				if mode&4 != 0 {
+					h.Unique = 0
+				}
+				return h, opIn, payload, psz
+			})
+			if int(rec.psz) > rec.size || rec.out.Len != wire.SizeofOutHeader+rec.psz ||
 				rec.out.Error > 0 || rec.out.Error < -wire.MaxErrno || (rec.out.Error != 0 && rec.psz != 0) {
-				t.Fatalf("%v: commit %+v, payload_sz %d of a %d-byte buffer", op, rec.out, rec.psz, len(e.Payload))
+				t.Fatalf("%v: commit %+v, payload_sz %d of a %d-byte buffer", op, rec.out, rec.psz, rec.size)
 			}
 			noReply := op.NoReply() || h.Unique == 0
 			switch {
@@ -129,7 +111,7 @@ func FuzzRingEntry(f *testing.F) {
 			*(*wire.InHeader)(unsafe.Pointer(&inOut[0])) = h
 			opArea := make([]byte, wire.FUSE_URING_OP_IN_OUT_SZ)
 			copy(opArea, opIn)
-			seen := make([]byte, min(int(psz), len(e.Payload)))
+			seen := make([]byte, min(int(psz), rec.size))
 			copy(seen, payload)
 			var r wire.Request
 			if wire.ParseRing(inOut, opArea, seen, nil, &r) != nil {
@@ -137,7 +119,7 @@ func FuzzRingEntry(f *testing.F) {
 			}
 			switch op {
 			case wire.FUSE_LOOKUP:
-				if id := binary.LittleEndian.Uint64(e.Payload); rec.out.Error == 0 && h.Unique != 0 && id != pollHackNodeID {
+				if id := rec.head; rec.out.Error == 0 && h.Unique != 0 && id != pollHackNodeID {
 					if id != fileID && lookups != 0 {
 						t.Fatalf("LOOKUP gave the file node %d while the kernel holds %d lookups of node %d", id, lookups, fileID)
 					}

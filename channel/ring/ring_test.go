@@ -343,24 +343,7 @@ func TestRingRegisterRefused(t *testing.T) {
 	}
 }
 
-func possibleCPUs() (int, error) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for part := range strings.SplitSeq(strings.TrimSpace(string(b)), ",") {
-		var lo, hi int
-		if _, err := fmt.Sscanf(part, "%d-%d", &lo, &hi); err != nil {
-			if _, err := fmt.Sscanf(part, "%d", &lo); err != nil {
-				return 0, err
-			}
-			hi = lo
-		}
-		n += hi - lo + 1
-	}
-	return n, nil
-}
+var possibleCPUs = ring.PossibleCPUs
 
 // TestRingZeroAllocs: a request served over the real ring allocates
 // nothing in the process (client fstat included).

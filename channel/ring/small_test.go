@@ -39,3 +39,19 @@ func TestSmallEntries(t *testing.T) {
 		})
 	}
 }
+
+func TestParseCPUList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"0", 1, true}, {"0-1\n", 2, true}, {"0-63", 64, true}, {"0,2-3", 3, true},
+		{"0-3,8-11", 8, true}, {"", 0, false}, {"a", 0, false}, {"3-1", 0, false}, {"0-", 0, false},
+	} {
+		n, err := parseCPUList(c.in)
+		if (err == nil) != c.ok || n != c.want {
+			t.Errorf("parseCPUList(%q) = %d, %v; want %d, ok %v", c.in, n, err, c.want, c.ok)
+		}
+	}
+}
