@@ -1,10 +1,6 @@
 package server
 
-import (
-	"syscall"
-
-	"ringfuse/wire"
-)
+import "ringfuse/wire"
 
 // FileIO is a READ or WRITE that a channel performs itself on the
 // filesystem's descriptor (see ringfuse.FdFiler), between
@@ -27,17 +23,17 @@ type FileIO struct {
 	hold any
 }
 
-// StartFileIO decodes the ring request in inOut, opIn and payload and
-// reports whether it is a READ or WRITE that the channel may do itself on
-// a descriptor, reading at most outCap bytes. If so it fills io, counts
-// the request and holds the descriptor until FinishFileIO; if not, the
-// request is for HandleRing, which decodes it again.
-func (w *Worker) StartFileIO(inOut, opIn, payload []byte, outCap int, io *FileIO) bool {
+// StartFileIO reports whether the request decoded by [Worker.DecodeRing]
+// is a READ or WRITE that the channel may do itself on a descriptor,
+// reading at most outCap bytes. If so it fills io, counts the request and
+// holds the descriptor until FinishFileIO; if not, the request stays
+// decoded for [Worker.Serve].
+func (w *Worker) StartFileIO(outCap int, io *FileIO) bool {
 	f := w.s.ops.fdFiler
 	if f == nil || w.s.conn.Load() == nil || w.s.disconnected.Load() {
 		return false
 	}
-	if err := wire.ParseRing(inOut, opIn, payload, w.conn(), &w.req); err != nil {
+	if w.decodeErr != nil {
 		return false
 	}
 	h := &w.req.Header
@@ -82,63 +78,28 @@ func (w *Worker) StartFileIO(inOut, opIn, payload []byte, outCap int, io *FileIO
 	return true
 }
 
-// FinishFileIO ends io with the result of its read or write (a byte count
-// or a negative errno) and returns the reply: for a READ, the data is
-// already at the start of out; for a WRITE, the reply is written into out.
-// A read or write that did less than asked and failed nothing is resumed
-// synchronously, as the filesystem's own Read and Write would.
+// FinishFileIO ends io with the result of its read or write, all of it
+// done (a byte count, short only at the end of the file or after an
+// error, or a negative errno), and returns the reply: for a READ, the data
+// is already at the start of out; for a WRITE, the reply is written into
+// out.
 func (w *Worker) FinishFileIO(io *FileIO, res int32, out []byte) Reply {
-	defer w.s.ops.fdFiler.ReleaseFd(io.hold)
+	w.s.ops.fdFiler.ReleaseFd(io.hold)
 	r := Reply{Unique: io.Unique, Opcode: wire.FUSE_READ}
 	if io.Write {
 		r.Opcode = wire.FUSE_WRITE
 	}
-	if res == -int32(syscall.EINTR) || res == -int32(syscall.EAGAIN) {
-		res = w.resume(io, 0, out)
-	}
-	if res < 0 {
+	switch {
+	case res < 0:
 		w.stats.errors.Add(1)
 		r.Error = res
-		return r
-	}
-	done := int(res)
-	for done < io.Len && res > 0 {
-		// resume returns 0, not an error, once something was done.
-		res = w.resume(io, done, out)
-		done += int(res)
-	}
-	if io.Write {
-		*wire.View[wire.WriteOut](out) = wire.WriteOut{Size: uint32(done)}
+	case io.Write:
+		*wire.View[wire.WriteOut](out) = wire.WriteOut{Size: uint32(res)}
 		r.Len = wire.SizeofWriteOut
-	} else {
-		r.Len = done
+	default:
+		r.Len = int(res)
 	}
 	return r
-}
-
-// resume reads or writes the rest of io after done bytes, synchronously;
-// it returns the byte count, 0 at the end of the file, or a negative errno
-// (EINTR is retried).
-func (w *Worker) resume(io *FileIO, done int, out []byte) int32 {
-	for {
-		var n int
-		var err error
-		if io.Write {
-			n, err = syscall.Pwrite(io.Fd, io.Data[done:io.Len], io.Off+int64(done))
-		} else {
-			n, err = syscall.Pread(io.Fd, out[done:io.Len], io.Off+int64(done))
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err != nil:
-			if done > 0 {
-				return 0 // report what was done, as Read and Write do
-			}
-			return -int32(err.(syscall.Errno))
-		}
-		return int32(n)
-	}
 }
 
 // AbandonFileIO ends io without a reply, when the channel stops before

@@ -42,7 +42,7 @@ func (f *fdFS) ReleaseFd(hold any) {
 // node, handle, offset, size, write flags, payload and its length, the
 // room for the reply) to Worker.StartFileIO, and ends every one it takes
 // with FinishFileIO and a fuzzed result, as a queue would with the CQE of
-// its read or write. What the channel would do with a taken request must
+// its read or write, done to the end. What the channel would do with a taken request must
 // stay inside the entry (the data of a WRITE in its payload, a READ no
 // longer than the room), the reply must be one the kernel accepts for the
 // request, and every descriptor lent must be given back.
@@ -96,7 +96,8 @@ func FuzzFileIO(f *testing.F) {
 		outCap := min(int(room), len(payBuf))
 
 		var fio FileIO
-		if !w.StartFileIO(inOut[:], opIn[:], payload, outCap, &fio) {
+		w.DecodeRing(inOut[:], opIn[:], payload)
+		if !w.StartFileIO(outCap, &fio) {
 			if n := fs.held.Load(); n != 0 {
 				t.Fatalf("StartFileIO declined %v but holds %d descriptors", op, n)
 			}

@@ -15,8 +15,10 @@ type Worker struct {
 	s       *Server
 	channel string
 	req     wire.Request
-	ctx     reqCtx
-	stats   counters
+	// decodeErr is why the request of DecodeRing did not decode.
+	decodeErr error
+	ctx       reqCtx
+	stats     counters
 
 	entry ringfuse.Entry
 	attr  ringfuse.AttrOut
@@ -110,15 +112,26 @@ func (w *Worker) HandleDev(msg, out []byte) Reply {
 // buffer. The reply payload goes to out, which may be the payload buffer
 // itself: every input in it is consumed before the reply is written.
 func (w *Worker) HandleRing(inOut, opIn, payload, out []byte) Reply {
-	if err := wire.ParseRing(inOut, opIn, payload, w.conn(), &w.req); err != nil {
+	w.DecodeRing(inOut, opIn, payload)
+	return w.Serve(out)
+}
+
+// DecodeRing decodes a ring request as HandleRing does, for a channel that
+// looks at it ([Worker.StartFileIO]) before it serves it with
+// [Worker.Serve].
+func (w *Worker) DecodeRing(inOut, opIn, payload []byte) {
+	w.decodeErr = wire.ParseRing(inOut, opIn, payload, w.conn(), &w.req)
+}
+
+// Serve serves the request decoded by DecodeRing; the reply payload goes
+// to out, as for HandleRing.
+func (w *Worker) Serve(out []byte) Reply {
+	if err := w.decodeErr; err != nil {
+		w.decodeErr = nil
 		return w.decodeFailed(err)
 	}
 	return w.dispatch(out)
 }
-
-// Decoded serves the request already in w.Request(), for channels that
-// decode themselves (the ring channel decodes forgets before dispatch).
-func (w *Worker) Decoded(out []byte) Reply { return w.dispatch(out) }
 
 func (w *Worker) decodeFailed(err error) Reply {
 	h := &w.req.Header

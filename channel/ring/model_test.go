@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 	"ringfuse/channel/devfuse"
 	"ringfuse/channel/ring"
 	"ringfuse/fs/hello"
+	"ringfuse/fs/passthrough"
 	"ringfuse/kmodel"
 	"ringfuse/server"
 	"ringfuse/wire"
@@ -764,4 +767,58 @@ func TestPrepareRingFails(t *testing.T) {
 		t.Errorf("stats after failed Prepare: %+v", st)
 	}
 	waitGoroutines(t, before)
+}
+
+// TestModelFileIO: with Options.FileIO, reads and writes of a filesystem
+// that lends its descriptors run on the model's ring, short reads at the
+// end of the file included.
+func TestModelFileIO(t *testing.T) {
+	src := t.TempDir()
+	data := bytes.Repeat([]byte("ringfuse"), 1000) // 8000 bytes: the last read is short
+	if err := os.WriteFile(filepath.Join(src, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pfs, err := passthrough.New(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newModelEnv(t, envOptions{fs: pfs, ring: ring.Options{FileIO: true, FileIOAlways: true}})
+	rep, _ := env.do(0, kmodel.Lookup(wire.FUSE_ROOT_ID, "f"))
+	if rep.Error != 0 {
+		t.Fatalf("LOOKUP: %v", rep.Error)
+	}
+	node := rep.Entry().NodeID
+	rep, _ = env.do(0, kmodel.Open(node, syscall.O_RDWR))
+	if rep.Error != 0 {
+		t.Fatalf("OPEN: %v", rep.Error)
+	}
+	fh := rep.Open().Fh
+	if rep, c := env.do(0, kmodel.Write(node, fh, 8, []byte("RINGFUSE"))); rep.Error != 0 || c.psz != wire.SizeofWriteOut {
+		t.Fatalf("WRITE: %v, commit %+v", rep.Error, c)
+	}
+	copy(data[8:], "RINGFUSE")
+	var got []byte
+	for off := 0; ; off += 4096 {
+		rep, _ := env.do(0, kmodel.Read(node, fh, uint64(off), 4096))
+		if rep.Error != 0 {
+			t.Fatalf("READ at %d: %v", off, rep.Error)
+		}
+		got = append(got, rep.Out...)
+		if len(rep.Out) < 4096 {
+			break
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("read back %d bytes, want the %d written", len(got), len(data))
+	}
+	if _, err := env.m.Do(0, kmodel.Release(node, fh)); err != nil {
+		t.Fatal(err)
+	}
+	tp := env.tap(0)
+	tp.mu.Lock()
+	started := tp.ioStarted
+	tp.mu.Unlock()
+	if cs := env.ch.Stats(); cs.FileIO != 3 || started != 3 {
+		t.Errorf("%d requests served with reads and writes on the ring, %d started; want 3 (a WRITE, two READs)", cs.FileIO, started)
+	}
 }

@@ -32,6 +32,7 @@ type Entry struct {
 
 	state    entryState
 	commitID uint64 // of the COMMIT_AND_FETCH in flight, for resubmission
+	psz      int    // the used part of Payload, for the pool
 	// handout is what the reply being committed hands the kernel, given
 	// back if the kernel refuses the commit.
 	handout server.Handout
