@@ -11,8 +11,6 @@ func (f *fifo[T]) len() int { return len(f.buf) - f.head }
 
 func (f *fifo[T]) push(v T) { f.buf = append(f.buf, v) }
 
-func (f *fifo[T]) peek() T { return f.buf[f.head] }
-
 func (f *fifo[T]) pop() T {
 	var zero T
 	v := f.buf[f.head]

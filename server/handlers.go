@@ -706,7 +706,7 @@ func (w *Worker) doCopyFileRange(out []byte) (int, syscall.Errno) {
 	length := in.Len
 	op := w.req.Header.Opcode
 	if op == wire.FUSE_COPY_FILE_RANGE && length > 1<<32-1 {
-		length = 1<<32 - 4096 // fuse_write_out.size is 32 bits
+		length = 1<<32 - uint64(pageSize) // fuse_write_out.size is 32 bits; the kernel clamps to UINT_MAX & PAGE_MASK
 	}
 	copied, errno := w.s.ops.copyRange.CopyFileRange(&w.ctx, src, in.FhIn, int64(in.OffIn), dst, in.FhOut, int64(in.OffOut), length, in.Flags)
 	if errno != 0 {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"syscall"
 
 	"ringfuse/wire"
@@ -19,13 +20,13 @@ const wantFlags = wire.FUSE_ASYNC_READ | wire.FUSE_BIG_WRITES | wire.FUSE_MAX_PA
 	// kernel cannot do itself with FUSE_ATOMIC_O_TRUNC.
 	wire.FUSE_HANDLE_KILLPRIV_V2
 
-// pageSize is the page size max_pages counts in; maxPagesField is the
-// largest max_pages fuse_init_out can carry (a 16-bit field: a larger
-// count must saturate, not wrap to a tiny one).
-const (
-	pageSize      = 4096
-	maxPagesField = 1<<16 - 1
-)
+// pageSize is the kernel's PAGE_SIZE, which max_pages counts in (64 KiB on
+// some arm64 and ppc64 kernels).
+var pageSize = os.Getpagesize()
+
+// maxPagesField is the largest max_pages fuse_init_out can carry (a 16-bit
+// field: a larger count must saturate, not wrap to a tiny one).
+const maxPagesField = 1<<16 - 1
 
 func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 	s := w.s
@@ -69,7 +70,7 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 		KernelMinor:  in.Minor,
 		KernelFlags:  kflags,
 		MaxWrite:     s.maxWrite,
-		MaxPages:     uint16(min(s.maxWrite/pageSize, maxPagesField)),
+		MaxPages:     uint16(min(int(s.maxWrite)/pageSize, maxPagesField)),
 		MaxReadahead: in.MaxReadahead,
 	}
 	if t := s.opts.Transport; t != nil {

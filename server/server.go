@@ -19,7 +19,6 @@
 package server
 
 import (
-	"errors"
 	"log"
 	"os"
 	"runtime"
@@ -134,12 +133,6 @@ type connState struct {
 	info InitInfo
 }
 
-// Errors the server reports.
-var (
-	// ErrProtocol: the kernel speaks a FUSE version ringfuse cannot serve.
-	ErrProtocol = errors.New("server: unsupported FUSE protocol version")
-)
-
 // New returns a server for fsys. The filesystem's optional interfaces are
 // looked up here, once.
 func New(fsys ringfuse.FileSystem, opts *Options) *Server {
@@ -157,10 +150,8 @@ func New(fsys ringfuse.FileSystem, opts *Options) *Server {
 	if s.maxWrite == 0 {
 		s.maxWrite = 1 << 20
 	}
-	s.maxWrite &^= 4095
-	if s.maxWrite < 4096 {
-		s.maxWrite = 4096
-	}
+	s.maxWrite &^= uint32(pageSize - 1)
+	s.maxWrite = max(s.maxWrite, uint32(pageSize))
 	s.ops.resolve(fsys)
 	s.nodes.init(fsys.Root(), s.ops.table)
 	// The node table's memory is not the collector's: unmap it once
@@ -186,11 +177,11 @@ func (s *Server) MaxWrite() uint32 { return s.maxWrite }
 // ReadBufferSize is the size of a /dev/fuse read buffer: the kernel refuses
 // reads shorter than one maximal WRITE plus its headers.
 func (s *Server) ReadBufferSize() int {
-	return max(wire.FUSE_MIN_READ_BUFFER, wire.SizeofInHeader+wire.SizeofWriteIn+int(s.maxWrite)) + 4096
+	return max(wire.FUSE_MIN_READ_BUFFER, wire.SizeofInHeader+wire.SizeofWriteIn+int(s.maxWrite)) + pageSize
 }
 
 // ReplyBufferSize is the size of a buffer that holds any reply payload.
-func (s *Server) ReplyBufferSize() int { return int(s.maxWrite) + 4096 }
+func (s *Server) ReplyBufferSize() int { return int(s.maxWrite) + pageSize }
 
 // Initialized returns a channel closed once INIT has been answered.
 func (s *Server) Initialized() <-chan struct{} { return s.initDone }
@@ -208,7 +199,8 @@ func (s *Server) Logf(format string, args ...any) { s.log.Printf(format, args...
 
 // SetBacking installs the functions that register and unregister
 // passthrough backing files (FUSE_DEV_IOC_BACKING_OPEN/CLOSE on the
-// connection). The /dev/fuse channel calls it before serving.
+// connection). Whoever opened the connection (session.Mount) calls it
+// before serving; without it, no file is opened in passthrough mode.
 func (s *Server) SetBacking(open func(fd int) (int32, error), close func(id int32) error) {
 	s.backingMu.Lock()
 	s.backingFn, s.backingCl = open, close
