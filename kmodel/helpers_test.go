@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,31 +236,6 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// possibleCPUs counts /sys/devices/system/cpu/possible, as the ring
-// channel does: the model needs as many queues as the channel makes.
-func possibleCPUs(t testing.TB) int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for part := range strings.SplitSeq(strings.TrimSpace(string(b)), ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		z := a
-		if isRange {
-			if z, err = strconv.Atoi(hi); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n += z - a + 1
-	}
-	return n
-}
-
 // rig is the real server, /dev/fuse channel and (optionally) ring channel
 // running against a model connection.
 type rig struct {
@@ -300,9 +273,6 @@ func startRig(t testing.TB, o rigOptions) *rig {
 	if r.fs == nil {
 		r.fs = newMemFS(4096, fileNames(64)...)
 	}
-	if o.model.NrQueues == 0 {
-		o.model.NrQueues = possibleCPUs(t)
-	}
 	m, err := kmodel.New(o.model)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +283,7 @@ func startRig(t testing.TB, o rigOptions) *rig {
 	so.ErrorLog = log.New(r.log, "server: ", 0)
 	if o.ring != nil {
 		ro := *o.ring
-		ro.NoAffinity = true
+		ro.Host = m.Host() // as many queues as the model has
 		ro.NewRing = func(cfg ring.RingConfig) (ring.QueueRing, error) {
 			q, err := m.NewRing(cfg)
 			if err != nil || o.wrap == nil {

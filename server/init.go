@@ -73,13 +73,16 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 		MaxPages:     uint16(min(int(s.maxWrite)/pageSize, maxPagesField)),
 		MaxReadahead: in.MaxReadahead,
 	}
+	transport := false
 	if t := s.opts.Transport; t != nil {
 		info.Flags = flags
 		extra, err := t.Prepare(s, &info)
 		if err != nil {
-			s.log.Printf("io_uring not used, serving over /dev/fuse: %v", err)
+			s.log.Printf("%v; serving over /dev/fuse alone", err)
 		} else {
 			flags |= extra & kflags
+			// It runs only if the kernel agreed to all it asked for.
+			transport = extra&kflags == extra
 		}
 	}
 	info.Flags = flags
@@ -99,7 +102,7 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 	if flags&wire.FUSE_PASSTHROUGH != 0 {
 		io.MaxStackDepth = 1
 	}
-	s.conn.Store(&connState{wire: wire.Conn{Minor: info.Minor}, info: info})
+	s.conn.Store(&connState{wire: wire.Conn{Minor: info.Minor}, info: info, transport: transport})
 	if info.Minor < 23 {
 		return wire.FUSE_COMPAT_22_INIT_OUT_SIZE, 0
 	}
@@ -107,10 +110,11 @@ func (w *Worker) doInit(out []byte) (int, syscall.Errno) {
 }
 
 // InitReplied is called by the channel once the INIT reply is written: it
-// starts the extra transport, if any, and releases Initialized waiters.
+// starts the transport, if its Prepare accepted the connection, and
+// releases Initialized waiters.
 func (s *Server) InitReplied() {
 	s.initOnce.Do(func() {
-		if c := s.conn.Load(); c != nil && c.info.Flags&wire.FUSE_OVER_IO_URING != 0 && s.opts.Transport != nil {
+		if c := s.conn.Load(); c != nil && c.transport {
 			s.opts.Transport.Start()
 		}
 		close(s.initDone)

@@ -76,10 +76,13 @@ type Options struct {
 type Transport interface {
 	// Prepare is called while INIT is being answered, before the reply is
 	// sent. It sets up what must exist before the kernel sees the reply
-	// and returns the INIT flags to add (such as FUSE_OVER_IO_URING), or
-	// an error to serve over /dev/fuse alone.
+	// and returns the INIT flags to add (such as FUSE_OVER_IO_URING; only
+	// those the kernel offered are sent), or an error to serve over
+	// /dev/fuse alone. The error is logged; it should say what is
+	// missing.
 	Prepare(s *Server, init *InitInfo) (flags uint64, err error)
-	// Start is called once the INIT reply has been written.
+	// Start is called once the INIT reply has been written, if Prepare
+	// succeeded and the kernel offered every flag it returned.
 	Start()
 }
 
@@ -131,6 +134,9 @@ type Server struct {
 type connState struct {
 	wire wire.Conn
 	info InitInfo
+	// transport: Options.Transport prepared for the connection, and
+	// starts once the INIT reply is out.
+	transport bool
 }
 
 // New returns a server for fsys. The filesystem's optional interfaces are

@@ -72,7 +72,11 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	}
 	var rc *ring.Channel
 	if o.Uring != nil {
-		rc = ring.New(conn.Fd(), o.Uring)
+		ro := *o.Uring
+		if ro.Host == nil {
+			ro.Host = host{}
+		}
+		rc = ring.New(conn.Fd(), &ro)
 		o.Server.Transport = rc
 	}
 	srv := server.New(fsys, &o.Server)

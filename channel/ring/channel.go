@@ -3,11 +3,11 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
-	"ringfuse/mount"
 	"ringfuse/server"
 	"ringfuse/wire"
 )
@@ -37,6 +37,7 @@ const headerStride = 320
 type Channel struct {
 	fd      int
 	opts    Options
+	host    Host
 	newRing func(RingConfig) (QueueRing, error)
 
 	mu       sync.Mutex // guards prepared, queues, prepErr and the stop/done transitions
@@ -72,6 +73,10 @@ func New(fd int, opts *Options) *Channel {
 		c.opts = *opts
 	}
 	c.newRing = c.opts.NewRing
+	c.host = c.opts.Host
+	if c.host == nil {
+		c.host = Machine{}
+	}
 	if c.newRing == nil {
 		c.newRing = NewKernelRing
 	}
@@ -116,7 +121,7 @@ func (c *Channel) Prepare(s *server.Server, info *server.InitInfo) (uint64, erro
 
 func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 	if info.KernelFlags&wire.FUSE_OVER_IO_URING == 0 {
-		return notOffered()
+		return notOffered(c.host)
 	}
 	depth := c.opts.QueueDepth
 	if depth == 0 {
@@ -127,7 +132,7 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 	}
 	nq, err := c.opts.Queues, error(nil)
 	if nq <= 0 {
-		nq, err = possibleCPUs()
+		nq, err = c.host.PossibleCPUs()
 	}
 	if err != nil {
 		return err
@@ -147,7 +152,8 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 		return err
 	}
 	if !c.opts.KeepProcs {
-		raiseProcs(nq * threads * min(per, poolSize))
+		// Room for pool goroutines blocked in system calls.
+		c.host.EnsureProcs(runtime.NumCPU() + nq*threads*min(per, poolSize))
 	}
 	ready := make(chan error, nq*threads)
 	for qid := range nq {
@@ -210,16 +216,12 @@ func smallEntries(o *Options, per, threads, payload int) (int, int, error) {
 }
 
 // notOffered builds the Prepare error for a kernel that did not offer the
-// ring, naming the module parameter and its current value.
-func notOffered() error {
-	on, err := mount.UringEnabled()
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w (is %s Y? %v)", ErrNotOffered, mount.EnableUringParam, err)
-	case on:
-		return fmt.Errorf("%w (%s is Y now, but was not when the connection was made?)", ErrNotOffered, mount.EnableUringParam)
+// ring, with the host's hint.
+func notOffered(h Host) error {
+	if hint := h.WhyNotOffered(); hint != "" {
+		return fmt.Errorf("%w (%s)", ErrNotOffered, hint)
 	}
-	return fmt.Errorf("%w (is %s Y? it is N)", ErrNotOffered, mount.EnableUringParam)
+	return ErrNotOffered
 }
 
 func (c *Channel) unmapAll() {

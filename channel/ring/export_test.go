@@ -2,6 +2,3 @@ package ring
 
 // ParallelMemory is parallelMemory, for the tests of package ring_test.
 const ParallelMemory = parallelMemory
-
-// PossibleCPUs is possibleCPUs, for the tests of package ring_test.
-var PossibleCPUs = possibleCPUs

@@ -127,12 +127,12 @@ func (c *Channel) guardOne(g *guarded, now time.Time, buf []byte) {
 	g.lastWait = w
 	switch {
 	case !g.demoted && waited > starveWait:
-		if setSchedIdle(g.q.tid, false) == nil {
+		if c.host.SetSchedIdle(g.q.tid, false) == nil {
 			g.demoted, g.until = true, now.Add(demoteFor)
 			g.q.stats.demotions.Add(1)
 		}
 	case g.demoted && now.After(g.until):
-		if setSchedIdle(g.q.tid, true) == nil {
+		if c.host.SetSchedIdle(g.q.tid, true) == nil {
 			g.demoted = false
 		}
 	}
@@ -157,7 +157,7 @@ func (c *Channel) startGuard() {
 				g.stat.Close()
 			}
 			for _, q := range c.queues {
-				_ = setSchedIdle(q.tid, false)
+				_ = c.host.SetSchedIdle(q.tid, false)
 			}
 			c.queues[0].s.Logf("ring: no starvation guard (%v); queue threads stay in the normal scheduling class", err)
 			return

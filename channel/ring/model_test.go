@@ -259,20 +259,14 @@ type envOptions struct {
 func newModelEnv(t testing.TB, o envOptions) *modelEnv {
 	t.Helper()
 	env := &modelEnv{t: t, log: &syncBuffer{}, taps: map[int]*tap{}, serve: make(chan error, 1)}
-	if o.model.NrQueues = o.ring.Queues; o.model.NrQueues == 0 {
-		n, err := possibleCPUs()
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.model.NrQueues = n
-	}
+	o.model.NrQueues = o.ring.Queues // 0: the model's default
 	m, err := kmodel.New(o.model)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.m = m
 	ro := o.ring
-	ro.NoAffinity = true
+	ro.Host = m.Host()
 	ro.NewRing = func(cfg ring.RingConfig) (ring.QueueRing, error) {
 		q, err := m.NewRing(cfg)
 		if err != nil {
@@ -712,10 +706,14 @@ func TestStopBeforePrepare(t *testing.T) {
 }
 
 func TestPrepareNotOffered(t *testing.T) {
-	c := ring.New(-1, &ring.Options{NewRing: func(ring.RingConfig) (ring.QueueRing, error) { panic("NewRing called") }})
-	_, err := c.Prepare(nil, &server.InitInfo{KernelFlags: wire.FUSE_INIT_EXT, MaxWrite: 1 << 20, MaxPages: 256})
-	if !errors.Is(err, ring.ErrNotOffered) || !bytes.Contains([]byte(err.Error()), []byte("/sys/module/fuse/parameters/enable_uring")) {
-		t.Errorf("Prepare: %v; want ErrNotOffered naming enable_uring", err)
+	m, err := kmodel.New(kmodel.Config{DisableUring: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ring.New(-1, &ring.Options{Host: m.Host(), NewRing: func(ring.RingConfig) (ring.QueueRing, error) { panic("NewRing called") }})
+	_, err = c.Prepare(nil, &server.InitInfo{KernelFlags: wire.FUSE_INIT_EXT, MaxWrite: 1 << 20, MaxPages: 256})
+	if !errors.Is(err, ring.ErrNotOffered) || !bytes.Contains([]byte(err.Error()), []byte("the model's enable_uring is N")) {
+		t.Errorf("Prepare: %v; want ErrNotOffered with the host's hint", err)
 	}
 	select {
 	case <-c.Done():
@@ -728,17 +726,14 @@ func TestPrepareNotOffered(t *testing.T) {
 // TestPrepareRingFails: one queue cannot make its ring; Prepare undoes the
 // others and fails.
 func TestPrepareRingFails(t *testing.T) {
-	if n, _ := possibleCPUs(); n < 2 {
-		t.Skip("needs 2 possible CPUs")
-	}
 	before := runtime.NumGoroutine()
-	m, err := kmodel.New(kmodel.Config{})
+	m, err := kmodel.New(kmodel.Config{NrQueues: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var made []*tap
-	c := ring.New(-1, &ring.Options{NoAffinity: true, NewRing: func(cfg ring.RingConfig) (ring.QueueRing, error) {
+	c := ring.New(-1, &ring.Options{Host: m.Host(), NewRing: func(cfg ring.RingConfig) (ring.QueueRing, error) {
 		if cfg.Qid == 1 {
 			return nil, syscall.ENOMEM
 		}

@@ -114,6 +114,10 @@ type Options struct {
 	// the process's allowed set is left alone.
 	NoAffinity bool
 
+	// Host is the machine the queues run on (CPU count, thread placement,
+	// scheduling class, GOMAXPROCS). Nil means [Machine].
+	Host Host
+
 	// NewRing, if set, replaces the kernel: it is called once per queue,
 	// on the queue's own locked OS thread, during Prepare, and returns the
 	// ring the queue talks through. Nil means [NewKernelRing], io_uring on

@@ -92,11 +92,11 @@ func (q *queue) run(ready chan<- error) {
 	// with the goroutine.
 	runtime.LockOSThread()
 	if !q.c.opts.NoAffinity {
-		_ = pinToCPU(q.qid) // best effort: the CPU may be outside our cpuset
+		_ = q.c.host.PinThread(q.qid) // best effort: the CPU may be outside our cpuset
 	}
 	q.tid = unix.Gettid()
 	if q.c.opts.SchedIdle {
-		if err := setSchedIdle(0, true); err != nil {
+		if err := q.c.host.SetSchedIdle(0, true); err != nil {
 			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)
 		}
 	}
@@ -380,14 +380,6 @@ const parallelMemory = 64
 // poolSize bounds the goroutines per queue: as many as entries, since each
 // may block, but not more than enough to keep a deep device queue busy.
 const poolSize = 16
-
-// raiseProcs makes sure GOMAXPROCS leaves room for pool goroutines blocked
-// in system calls (see Options.KeepProcs).
-func raiseProcs(pool int) {
-	if want := runtime.NumCPU() + pool; runtime.GOMAXPROCS(0) < want {
-		runtime.GOMAXPROCS(want)
-	}
-}
 
 // startPool starts the goroutines that serve the requests handed off by
 // this queue. Each has its own worker; an entry it gets is its own until it
