@@ -26,9 +26,10 @@ import (
 // the kernel model in tests. Implementations return syscall.Errno errors,
 // as the kernel does.
 type Device interface {
-	// Read reads one request into p.
+	// Read reads one request into p. Serve retries EINTR and EAGAIN.
 	Read(p []byte) (int, error)
-	// Writev writes one reply made of the concatenation of bufs.
+	// Writev writes one reply made of the concatenation of bufs. It
+	// retries EINTR itself: Serve takes any error as the kernel's answer.
 	Writev(bufs [][]byte) (int, error)
 }
 

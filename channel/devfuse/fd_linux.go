@@ -12,22 +12,18 @@ import (
 // the kernel rather than in Go's netpoller.
 type FD int
 
-// Read implements Device.
+// Read implements Device. It returns EINTR as it comes: Serve's readers
+// retry it, as they do for any Device.
 func (fd FD) Read(p []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(fd), p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
+	n, err := unix.Read(int(fd), p)
+	if err != nil {
+		return 0, err
 	}
+	return n, nil
 }
 
 // Writev implements Device. It does not allocate: the iovecs live on the
-// stack for up to four buffers.
+// stack for up to four buffers. It retries EINTR itself (Serve does not).
 func (fd FD) Writev(bufs [][]byte) (int, error) {
 	var iov [4]unix.Iovec
 	n := 0

@@ -197,7 +197,7 @@ func (q *queue) loop() {
 }
 
 func transient(err error) bool {
-	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EINTR)
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY)
 }
 
 func (q *queue) register(e *Entry, flags uint64) {

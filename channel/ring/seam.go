@@ -116,9 +116,10 @@ type QueueRing interface {
 	Commit(e *Entry, commitID uint64) error
 
 	// SubmitAndWait hands over every queued command and blocks until at
-	// least one completion can be reaped or Wake was called. Errors
-	// wrapping unix.EAGAIN, unix.EBUSY or unix.EINTR are transient: the
-	// caller reaps and calls again. Any other error ends the queue.
+	// least one completion can be reaped or Wake was called. It retries
+	// a wait that a signal interrupts (EINTR) itself. Errors wrapping
+	// unix.EAGAIN or unix.EBUSY are transient: the caller reaps and calls
+	// again. Any other error ends the queue.
 	SubmitAndWait() error
 
 	// Reap moves up to len(dst) completions into dst and returns how many.
