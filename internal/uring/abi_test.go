@@ -85,8 +85,8 @@ func TestSQECmdOp(t *testing.T) {
 	if got := *(*uint32)(unsafe.Pointer(&b[12])); got != 0 {
 		t.Errorf("__pad1 = %#x, want 0", got)
 	}
-	if s.CmdOp() != 0x01020304 {
-		t.Errorf("CmdOp() = %#x", s.CmdOp())
+	if s.cmdOp() != 0x01020304 {
+		t.Errorf("cmdOp() = %#x", s.cmdOp())
 	}
 	s.Cmd()[0] = 0xAB
 	if b[48] != 0xAB {

@@ -14,10 +14,9 @@
 //	if err != nil { ... }       // errors.Is(err, uring.ErrNotSupported) when io_uring is unavailable
 //	defer r.Close()
 //	sqe := r.NextSQE()          // nil when the SQ is full: submit or reap first
-//	sqe.PrepNop(42)
+//	sqe.PrepRW(false, fd, buf, 0, 42) // read buf from offset 0; buf must not move (see Memory)
 //	r.SubmitAndWait(1)          // publishes every SQE taken so far, waits for one CQE
-//	cqe, ok := r.PeekCQE()      // cqe.UserData == 42
-//	r.AdvanceCQ(1)
+//	n := r.ReapCQEs(cqes)       // n == 1, cqes[0].UserData == 42, cqes[0].Res the byte count
 //
 // # Threads
 //
@@ -47,7 +46,7 @@
 //
 // # Completions
 //
-// [Ring.PeekCQE], [Ring.AdvanceCQ] and [Ring.ReapCQEs] read the CQ ring
+// [Ring.ReapCQEs] reads the CQ ring
 // without system calls or allocation. With [Options.DeferTaskrun] or
 // [Options.CoopTaskrun], or after the CQ has overflowed, completions become
 // visible only after the owner enters the kernel: [Ring.Submit] does that on

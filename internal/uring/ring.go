@@ -276,11 +276,5 @@ func (r *Ring) Fd() int { return r.fd }
 // Features returns the IORING_FEAT_* bits the kernel reported at setup.
 func (r *Ring) Features() uint32 { return r.features }
 
-// SetupFlags returns the IORING_SETUP_* flags the ring was created with.
-func (r *Ring) SetupFlags() uint32 { return r.flags }
-
-// SQEntries returns the number of SQ slots (a power of two).
-func (r *Ring) SQEntries() uint32 { return r.sqEntries }
-
 // CQEntries returns the number of CQ slots (a power of two).
 func (r *Ring) CQEntries() uint32 { return r.cqEntries }

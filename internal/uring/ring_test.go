@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +45,7 @@ func queueNop(t testing.TB, r *Ring, ud uint64) {
 	if sqe == nil {
 		t.Fatalf("NextSQE: SQ full")
 	}
-	sqe.PrepNop(ud)
+	sqe.prepNop(ud)
 }
 
 // waitCQE submits, waits for one CQE and consumes it.
@@ -55,11 +54,11 @@ func waitCQE(t testing.TB, r *Ring) CQE {
 	if _, err := r.SubmitAndWait(1); err != nil {
 		t.Fatalf("SubmitAndWait: %v", err)
 	}
-	cqe, ok := r.PeekCQE()
+	cqe, ok := r.peekCQE()
 	if !ok {
-		t.Fatalf("PeekCQE: CQ empty after SubmitAndWait(1)")
+		t.Fatalf("peekCQE: CQ empty after SubmitAndWait(1)")
 	}
-	r.AdvanceCQ(1)
+	r.advanceCQ(1)
 	return cqe
 }
 
@@ -74,11 +73,11 @@ func nopRoundTrip(t testing.TB, r *Ring, ud uint64) {
 
 func TestNopRoundTrip(t *testing.T) {
 	r := newRing(t, 8, nil)
-	t.Logf("kernel %s; features %#x; sq %d cq %d", uname(), r.Features(), r.SQEntries(), r.CQEntries())
-	if r.SQEntries() != 8 || r.CQEntries() != 16 {
-		t.Errorf("sizes sq %d cq %d, want 8 and 16", r.SQEntries(), r.CQEntries())
+	t.Logf("kernel %s; features %#x; sq %d cq %d", uname(), r.Features(), r.sqEntries, r.CQEntries())
+	if r.sqEntries != 8 || r.CQEntries() != 16 {
+		t.Errorf("sizes sq %d cq %d, want 8 and 16", r.sqEntries, r.CQEntries())
 	}
-	if r.SetupFlags()&IORING_SETUP_SQE128 == 0 {
+	if r.flags&IORING_SETUP_SQE128 == 0 {
 		t.Errorf("ring lacks IORING_SETUP_SQE128")
 	}
 	queueNop(t, r, 0xdeadbeefcafe)
@@ -86,13 +85,13 @@ func TestNopRoundTrip(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("SubmitAndWait(1) = %d, %v; want 1, nil", n, err)
 	}
-	cqe, ok := r.PeekCQE()
+	cqe, ok := r.peekCQE()
 	if !ok || cqe.UserData != 0xdeadbeefcafe || cqe.Res != 0 {
-		t.Fatalf("PeekCQE = %+v, %v", cqe, ok)
+		t.Fatalf("peekCQE = %+v, %v", cqe, ok)
 	}
-	r.AdvanceCQ(1)
-	if _, ok := r.PeekCQE(); ok || r.CQReady() != 0 {
-		t.Errorf("CQ not empty after AdvanceCQ")
+	r.advanceCQ(1)
+	if _, ok := r.peekCQE(); ok || r.cqReady() != 0 {
+		t.Errorf("CQ not empty after advanceCQ")
 	}
 	// Nothing pending: Submit must be a no-op.
 	if n, err := r.Submit(); n != 0 || err != nil {
@@ -113,20 +112,20 @@ func TestNopBatch(t *testing.T) {
 			if sqe == nil {
 				break
 			}
-			sqe.PrepNop(ud)
+			sqe.prepNop(ud)
 			ud++
 		}
-		if got := ud - first; got != uint64(r.SQEntries()) {
-			t.Fatalf("round %d: NextSQE gave %d slots, want %d", round, got, r.SQEntries())
+		if got := ud - first; got != uint64(r.sqEntries) {
+			t.Fatalf("round %d: NextSQE gave %d slots, want %d", round, got, r.sqEntries)
 		}
-		n, err := r.SubmitAndWait(r.SQEntries())
-		if err != nil || n != int(r.SQEntries()) {
+		n, err := r.SubmitAndWait(r.sqEntries)
+		if err != nil || n != int(r.sqEntries) {
 			t.Fatalf("round %d: SubmitAndWait = %d, %v", round, n, err)
 		}
-		for got := 0; got < int(r.SQEntries()); {
+		for got := 0; got < int(r.sqEntries); {
 			k := r.ReapCQEs(dst)
 			if k == 0 {
-				t.Fatalf("round %d: CQ empty after %d of %d", round, got, r.SQEntries())
+				t.Fatalf("round %d: CQ empty after %d of %d", round, got, r.sqEntries)
 			}
 			for _, c := range dst[:k] {
 				if c.Res != 0 || c.UserData < first || c.UserData >= ud || seen[c.UserData] {
@@ -144,8 +143,8 @@ func TestNopBatch(t *testing.T) {
 
 func TestCQSize(t *testing.T) {
 	r := newRing(t, 4, &Options{CQEntries: 100})
-	if r.SQEntries() != 4 || r.CQEntries() != 128 {
-		t.Errorf("sq %d cq %d, want 4 and 128 (rounded up)", r.SQEntries(), r.CQEntries())
+	if r.sqEntries != 4 || r.CQEntries() != 128 {
+		t.Errorf("sq %d cq %d, want 4 and 128 (rounded up)", r.sqEntries, r.CQEntries())
 	}
 	if _, err := New(64, &Options{CQEntries: 8}); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("CQEntries < entries: err = %v, want EINVAL", err)
@@ -169,7 +168,7 @@ func TestCQOverflow(t *testing.T) {
 			if sqe == nil {
 				break
 			}
-			sqe.PrepNop(uint64(queued))
+			sqe.prepNop(uint64(queued))
 			queued++
 		}
 		if _, err := r.Submit(); errors.Is(err, unix.EBUSY) {
@@ -181,9 +180,9 @@ func TestCQOverflow(t *testing.T) {
 	}
 	overflowFlag := atomic.LoadUint32(r.sqFlags)&IORING_SQ_CQ_OVERFLOW != 0
 	t.Logf("NODROP=%v CQ_OVERFLOW flag=%v EBUSY=%d ready=%d",
-		r.Features()&IORING_FEAT_NODROP != 0, overflowFlag, busy, r.CQReady())
-	if r.CQReady() != r.CQEntries() {
-		t.Errorf("CQ holds %d, want it full (%d)", r.CQReady(), r.CQEntries())
+		r.Features()&IORING_FEAT_NODROP != 0, overflowFlag, busy, r.cqReady())
+	if r.cqReady() != r.CQEntries() {
+		t.Errorf("CQ holds %d, want it full (%d)", r.cqReady(), r.CQEntries())
 	}
 
 	seen := make([]bool, total)
@@ -212,8 +211,8 @@ func TestCQOverflow(t *testing.T) {
 			}
 		}
 	}
-	if r.Overflow() != 0 {
-		t.Errorf("kernel dropped %d CQEs", r.Overflow())
+	if r.overflow() != 0 {
+		t.Errorf("kernel dropped %d CQEs", r.overflow())
 	}
 	if atomic.LoadUint32(r.sqFlags)&IORING_SQ_CQ_OVERFLOW != 0 {
 		t.Errorf("IORING_SQ_CQ_OVERFLOW still set after draining")
@@ -234,9 +233,9 @@ func TestSQFull(t *testing.T) {
 	if n, err := r.SubmitAndWait(2); n != 2 || err != nil {
 		t.Fatalf("SubmitAndWait(2) = %d, %v", n, err)
 	}
-	r.AdvanceCQ(100) // clamps to the 2 ready
-	if r.CQReady() != 0 {
-		t.Fatalf("CQReady = %d after AdvanceCQ", r.CQReady())
+	r.advanceCQ(100) // clamps to the 2 ready
+	if r.cqReady() != 0 {
+		t.Fatalf("cqReady = %d after advanceCQ", r.cqReady())
 	}
 	nopRoundTrip(t, r, 4)
 }
@@ -272,10 +271,10 @@ func TestClose(t *testing.T) {
 	if _, err := r.SubmitAndWait(1); !errors.Is(err, ErrClosed) {
 		t.Errorf("SubmitAndWait after Close: %v", err)
 	}
-	if _, ok := r.PeekCQE(); ok || r.ReapCQEs(make([]CQE, 1)) != 0 || r.CQReady() != 0 {
+	if _, ok := r.peekCQE(); ok || r.ReapCQEs(make([]CQE, 1)) != 0 || r.cqReady() != 0 {
 		t.Errorf("CQ access after Close returned data")
 	}
-	r.AdvanceCQ(1)
+	r.advanceCQ(1)
 	if err := r.RegisterFiles([]int32{0}); !errors.Is(err, ErrClosed) {
 		t.Errorf("RegisterFiles after Close: %v", err)
 	}
@@ -312,7 +311,7 @@ func TestOptions(t *testing.T) {
 				t.Fatalf("batch: CQ lacks 2 CQEs")
 			}
 			// A completion that goes through task work (a poll), reaped
-			// with Submit and PeekCQE only, never a wait: with
+			// with Submit and peekCQE only, never a wait: with
 			// DeferTaskrun or CoopTaskrun it shows up only because the
 			// kernel raises IORING_SQ_TASKRUN and Submit enters for it.
 			w := newWaker(t)
@@ -326,7 +325,7 @@ func TestOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(5 * time.Second)
-			for r.CQReady() == 0 {
+			for r.cqReady() == 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("poll CQE never became visible through Submit (sq flags %#x)",
 						atomic.LoadUint32(r.sqFlags))
@@ -449,37 +448,17 @@ func TestRegisterFiles(t *testing.T) {
 	if c := waitCQE(t, r); c.UserData != 77 || c.Res&unix.POLLIN == 0 {
 		t.Fatalf("fixed-file poll CQE %+v, want user_data 77 with POLLIN", c)
 	}
-	if err := r.UnregisterFiles(); err != nil {
-		t.Fatalf("UnregisterFiles: %v", err)
+	if err := r.unregisterFiles(); err != nil {
+		t.Fatalf("unregisterFiles: %v", err)
 	}
 	if err := r.RegisterFiles(nil); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("RegisterFiles(nil): %v, want EINVAL", err)
 	}
 }
 
-func TestRegisterEventfd(t *testing.T) {
-	r := newRing(t, 8, nil)
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(efd)
-	if err := r.RegisterEventfd(efd); err != nil {
-		t.Fatalf("RegisterEventfd: %v", err)
-	}
-	nopRoundTrip(t, r, 5)
-	var v uint64
-	if _, err := unix.Read(efd, (*[8]byte)(unsafe.Pointer(&v))[:]); err != nil || v == 0 {
-		t.Fatalf("eventfd after a CQE: %d, %v", v, err)
-	}
-	if err := r.UnregisterEventfd(); err != nil {
-		t.Fatalf("UnregisterEventfd: %v", err)
-	}
-}
-
-// TestPrepRead reads a file into mmap'd memory, which the kernel may write
+// TestPrepRW reads a file into mmap'd memory, which the kernel may write
 // after Submit returns.
-func TestPrepRead(t *testing.T) {
+func TestPrepRW(t *testing.T) {
 	r := newRing(t, 4, nil)
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, []byte("hello, ring"), 0o600); err != nil {
@@ -495,7 +474,7 @@ func TestPrepRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(buf)
-	r.NextSQE().PrepRead(int32(fd), unsafe.Pointer(&buf[0]), uint32(len(buf)), 7, 9)
+	r.NextSQE().PrepRW(false, int32(fd), buf, 7, 9)
 	c := waitCQE(t, r)
 	if c.UserData != 9 || c.Res != 4 || string(buf[:4]) != "ring" {
 		t.Fatalf("read CQE %+v, data %q; want 4 bytes \"ring\"", c, buf[:4])
@@ -518,7 +497,7 @@ func TestZeroAllocs(t *testing.T) {
 	w := newWaker(t)
 	var dst [4]CQE
 	allocs := testing.AllocsPerRun(200, func() {
-		r.NextSQE().PrepNop(1)
+		r.NextSQE().prepNop(1)
 		if _, err := r.SubmitAndWait(1); err != nil {
 			panic(err)
 		}
@@ -539,10 +518,10 @@ func TestZeroAllocs(t *testing.T) {
 		if _, err := r.SubmitAndWait(1); err != nil {
 			panic(err)
 		}
-		if c, ok := r.PeekCQE(); !ok || c.UserData != 2 {
+		if c, ok := r.peekCQE(); !ok || c.UserData != 2 {
 			panic("no wake CQE")
 		}
-		r.AdvanceCQ(1)
+		r.advanceCQ(1)
 	})
 	if allocs != 0 {
 		t.Errorf("waker round trip: %v allocs, want 0", allocs)
@@ -559,7 +538,7 @@ func BenchmarkNop(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for i := range batch {
-					r.NextSQE().PrepNop(uint64(i))
+					r.NextSQE().prepNop(uint64(i))
 				}
 				if _, err := r.SubmitAndWait(batch); err != nil {
 					b.Fatal(err)

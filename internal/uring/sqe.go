@@ -7,9 +7,9 @@ import "unsafe"
 // IOSQE_FIXED_FILE, Addr/Len for a FUSE REGISTER, ...) can be set directly
 // afterwards.
 
-// PrepNop makes s an IORING_OP_NOP, which completes with res 0. It is useful
+// prepNop makes s an IORING_OP_NOP, which completes with res 0. It is useful
 // to test the ring and to wake a thread waiting on it.
-func (s *SQE) PrepNop(userData uint64) {
+func (s *SQE) prepNop(userData uint64) {
 	s.Opcode = IORING_OP_NOP
 	s.Fd = -1
 	s.UserData = userData
@@ -52,7 +52,7 @@ func (s *SQE) SetCmdOp(op uint32) {
 }
 
 // CmdOp returns cmd_op; see SetCmdOp.
-func (s *SQE) CmdOp() uint32 {
+func (s *SQE) cmdOp() uint32 {
 	return *(*uint32)(unsafe.Pointer(&s.Off))
 }
 
@@ -70,19 +70,5 @@ func (s *SQE) PrepPollAdd(fd int32, events uint32, userData uint64) {
 	s.Opcode = IORING_OP_POLL_ADD
 	s.Fd = fd
 	s.OpFlags = events // poll32_events; little-endian layout only
-	s.UserData = userData
-}
-
-// PrepRead makes s an IORING_OP_READ of n bytes from fd at offset off
-// (^uint64(0) for the file position) into buf. The kernel writes buf after
-// Submit returns, possibly from another thread: buf must not be stack memory
-// and must stay allocated and unmoved until the CQE arrives (mmap'd, or
-// pinned with runtime.Pinner and kept referenced).
-func (s *SQE) PrepRead(fd int32, buf unsafe.Pointer, n uint32, off uint64, userData uint64) {
-	s.Opcode = IORING_OP_READ
-	s.Fd = fd
-	s.Addr = uint64(uintptr(buf))
-	s.Len = n
-	s.Off = off
 	s.UserData = userData
 }

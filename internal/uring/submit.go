@@ -100,7 +100,7 @@ func (r *Ring) submit(waitNr uint32) (int, error) {
 		// The kernel skips the wait when it consumed fewer SQEs than
 		// asked, and returns the submitted count when a signal ends the
 		// wait after a submission. Go around until the wait is satisfied.
-		if waitNr == 0 || r.CQReady() >= waitNr {
+		if waitNr == 0 || r.cqReady() >= waitNr {
 			break
 		}
 	}
@@ -130,18 +130,18 @@ func (r *Ring) enter(toSubmit, minComplete, flags uint32) (int, unix.Errno) {
 	return int(n), errno
 }
 
-// CQReady returns the number of CQEs ready to be reaped.
-func (r *Ring) CQReady() uint32 {
+// cqReady returns the number of CQEs ready to be reaped.
+func (r *Ring) cqReady() uint32 {
 	if r.cqes == nil {
 		return 0
 	}
 	return atomic.LoadUint32(r.cqTail) - atomic.LoadUint32(r.cqHead)
 }
 
-// PeekCQE returns a copy of the oldest ready CQE without consuming it, and
-// false when the CQ is empty. Call AdvanceCQ to consume it. It makes no system
+// peekCQE returns a copy of the oldest ready CQE without consuming it, and
+// false when the CQ is empty. Call advanceCQ to consume it. It makes no system
 // call; see Submit for when completions need one to become visible.
-func (r *Ring) PeekCQE() (CQE, bool) {
+func (r *Ring) peekCQE() (CQE, bool) {
 	if r.cqes == nil {
 		return CQE{}, false
 	}
@@ -153,9 +153,9 @@ func (r *Ring) PeekCQE() (CQE, bool) {
 	return r.cqes[head&r.cqMask], true
 }
 
-// AdvanceCQ consumes n CQEs (at most the number ready), handing their slots
+// advanceCQ consumes n CQEs (at most the number ready), handing their slots
 // back to the kernel.
-func (r *Ring) AdvanceCQ(n uint32) {
+func (r *Ring) advanceCQ(n uint32) {
 	if r.cqes == nil {
 		return
 	}
@@ -186,7 +186,7 @@ func (r *Ring) ReapCQEs(dst []CQE) int {
 // With IORING_FEAT_NODROP the kernel keeps such CQEs in an overflow list
 // instead (see Submit), so this stays 0 unless that list could not be
 // allocated.
-func (r *Ring) Overflow() uint32 {
+func (r *Ring) overflow() uint32 {
 	if r.cqes == nil {
 		return 0
 	}

@@ -143,7 +143,7 @@ func TestWaitSurvivesSignals(t *testing.T) {
 		tidc <- unix.Gettid()
 		_, err = r.SubmitAndWait(1)
 		res := result{err: err, eintr: r.eintr, early: !woken.Load()}
-		res.cqe, _ = r.PeekCQE()
+		res.cqe, _ = r.peekCQE()
 		done <- res
 	}()
 	tid := <-tidc
