@@ -7,9 +7,11 @@
 // httptest.ResponseRecorder is to a handler: the real server and the real
 // channel code run against it unchanged, so that the patched FORGET path,
 // fault injection and the forget study can run on a kernel without the
-// patch.
+// patch. It is the project's only fake kernel.
 //
-// A [Conn] is one connection, just mounted ([New]). Its three faces:
+// A [Conn] is one connection, just mounted ([New]). Its three faces, and
+// the modelled machine ([Conn.Host], a ring.Host with [Config.NrQueues]
+// possible CPUs):
 //
 //   - [Conn.Dev] is the /dev/fuse descriptor, a devfuse.Device: Read and
 //     Writev as fuse_dev_do_read and fuse_dev_do_write, with interrupts
@@ -32,7 +34,7 @@
 // Wiring a server to a model:
 //
 //	m, _ := kmodel.New(kmodel.Config{Patched: true})
-//	ch := ring.New(-1, &ring.Options{ForgetCommit: true, NewRing: m.NewRing})
+//	ch := ring.New(-1, &ring.Options{ForgetCommit: true, NewRing: m.NewRing, Host: m.Host()})
 //	srv := server.New(fsys, &server.Options{Transport: ch})
 //	go devfuse.Serve(srv, m.Dev(), nil)
 //	<-m.Ready()

@@ -5,7 +5,9 @@
 // The core does not know which channel carried a request. A channel (the
 // /dev/fuse reader, an io_uring queue, or the kernel model) owns one
 // [Worker] per thread of service, hands it each message together with the
-// buffer the reply goes into, and sends the reply back on its own path.
+// buffer the reply goes into, and sends the reply back on its own path. A
+// second channel plugs in as a [Transport], prepared during INIT and started
+// once the INIT reply is out.
 //
 // The server also sends the kernel notifications for changes the kernel
 // did not make ([Server.InvalInode], [Server.InvalEntry], [Server.Delete],

@@ -34,12 +34,22 @@
 // # Reads and writes on the ring
 //
 // With [Options.FileIO], when the filesystem implements ringfuse.FdFiler
-// (the passthrough does), a queue serves READ and WRITE without calling the filesystem or the
-// pool: it queues an IORING_OP_READ into the entry's payload buffer, or an
-// IORING_OP_WRITE from it, on its own ring, and commits the entry when
-// that completes. One thread then keeps as many reads and writes in flight
-// as it has entries, with no hand-off between threads; a short transfer is
-// finished synchronously, as the filesystem would.
+// (the passthrough does), a queue serves READ and WRITE without calling the
+// filesystem or the pool: it queues an IORING_OP_READ into the entry's
+// payload buffer, or an IORING_OP_WRITE from it, on its own ring, and
+// commits the entry when that completes. One thread then keeps as many
+// reads and writes in flight as it has entries, with no hand-off between
+// threads; a short transfer is finished synchronously, as the filesystem
+// would (fileio.go). The server only lends the descriptor and builds the
+// reply.
+//
+// # The seam
+//
+// Everything the channel asks of the kernel goes through [QueueRing] (and
+// [FileIORing]), made by [Options.NewRing]; everything it asks of the
+// machine (possible CPUs, thread pinning, SCHED_IDLE, GOMAXPROCS) through
+// [Host]. [NewKernelRing] and [Machine] are the real ones; package kmodel
+// implements both, and the tests of this package run the queues on it.
 //
 // # Scheduling class
 //
