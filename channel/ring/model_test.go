@@ -17,6 +17,7 @@ import (
 	"ringfuse/channel/ring"
 	"ringfuse/fs/hello"
 	"ringfuse/fs/passthrough"
+	"ringfuse/internal/testmount"
 	"ringfuse/kmodel"
 	"ringfuse/server"
 	"ringfuse/wire"
@@ -220,29 +221,12 @@ type modelEnv struct {
 	m     *kmodel.Conn
 	s     *server.Server
 	ch    *ring.Channel
-	log   *syncBuffer
+	log   *testmount.LogBuffer
 	serve chan error
 
 	mu   sync.Mutex
 	taps map[int]*tap
 	once sync.Once
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 type envOptions struct {
@@ -258,7 +242,7 @@ type envOptions struct {
 // INIT and, unless o.noReady, the ring.
 func newModelEnv(t testing.TB, o envOptions) *modelEnv {
 	t.Helper()
-	env := &modelEnv{t: t, log: &syncBuffer{}, taps: map[int]*tap{}, serve: make(chan error, 1)}
+	env := &modelEnv{t: t, log: &testmount.LogBuffer{}, taps: map[int]*tap{}, serve: make(chan error, 1)}
 	o.model.NrQueues = o.ring.Queues // 0: the model's default
 	m, err := kmodel.New(o.model)
 	if err != nil {
