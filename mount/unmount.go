@@ -51,6 +51,10 @@ func unmount(mountpoint string, flags int) error {
 		return fmt.Errorf("mount: unmount %s: %w: %w", mountpoint, ErrNotMounted, err)
 	case unix.EPERM:
 		if os.Geteuid() != 0 {
+			// fusermount3 lets the user who mounted unmount.
+			if herr := helperUnmount(mountpoint, flags&unix.MNT_DETACH != 0); !errors.Is(herr, ErrNoFusermount) {
+				return herr
+			}
 			return fmt.Errorf("mount: unmount %s: %w: %w", mountpoint, ErrNotRoot, err)
 		}
 	}

@@ -170,8 +170,12 @@ func setupError(errno unix.Errno) error {
 		if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil {
 			disabled = string(bytes.TrimSpace(b))
 		}
-		return fmt.Errorf("uring: setup: %w (%w; kernel.io_uring_disabled=%s)",
-			ErrNotSupported, errno, disabled)
+		why := ""
+		if disabled == "1" {
+			why = ", which admits only root and the group kernel.io_uring_group"
+		}
+		return fmt.Errorf("uring: setup: %w (%w; kernel.io_uring_disabled=%s%s)",
+			ErrNotSupported, errno, disabled, why)
 	}
 	return fmt.Errorf("uring: setup: %w", errno)
 }
