@@ -236,8 +236,9 @@ func startWatcher(mountpoint string) (*watcher, error) {
 		return nil, err
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", watchScript, "ringfuse-auto-unmount"}, umount...)...)
+	// Standard output and error are /dev/null: the watcher outlives this
+	// process, and must not hold its caller's pipes open.
 	cmd.Stdin = r
-	cmd.Stderr = os.Stderr
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()

@@ -60,9 +60,12 @@ type FS struct {
 	// handleFlags are added to every name_to_handle_at:
 	// atHandleMntIDUnique where the kernel has it.
 	handleFlags int
-	rootFd      int
-	root        *node
-	shards      [nShards]shard
+	// pinAll pins every node (see nodeAt): the daemon may not open by
+	// handle, having no CAP_DAC_READ_SEARCH (a user's daemon).
+	pinAll bool
+	rootFd int
+	root   *node
+	shards [nShards]shard
 
 	mountMu sync.Mutex
 	mounts  atomic.Pointer[[]mountEnt]
@@ -128,8 +131,10 @@ var (
 )
 
 // New returns a filesystem serving the directory tree at source. opts may
-// be nil. Serving needs CAP_DAC_READ_SEARCH (for open_by_handle_at), and
-// giving new nodes to their callers needs CAP_CHOWN. Call Close after
+// be nil. Reopening nodes by handle needs CAP_DAC_READ_SEARCH (for
+// open_by_handle_at); a daemon without it that is not root pins every node
+// instead (an O_PATH descriptor each, until Forget). Giving new nodes to
+// their callers needs CAP_CHOWN. Call Close after
 // unmounting to release the descriptors.
 func New(source string, opts *Options) (*FS, error) {
 	old := unix.Umask(0)
@@ -183,11 +188,18 @@ func New(source string, opts *Options) (*FS, error) {
 		mounts = append(mounts, mountEnt{id: mid, fd: int32(fd)})
 		// Probe that this process may open by handle at all.
 		pfd, e := openByHandleAt(fd, rootHandle, unix.O_PATH|unix.O_CLOEXEC)
-		if e != 0 {
+		switch {
+		case e == syscall.EPERM && unix.Geteuid() != 0:
+			// A user's daemon: pin every node, as passthrough_hp
+			// does, so that RLIMIT_NOFILE bounds the inodes the
+			// kernel may hold.
+			fs.pinAll, rootHandle, mounts = true, nil, mounts[:0]
+		case e != 0:
 			closeFd(fd)
 			return nil, fmt.Errorf("passthrough: open_by_handle_at %s (needs CAP_DAC_READ_SEARCH): %w", source, e)
+		default:
+			closeFd(pfd)
 		}
-		closeFd(pfd)
 	case errors.Is(e, syscall.EOPNOTSUPP):
 		// Nodes on this filesystem will be pinned.
 	default:
@@ -339,7 +351,10 @@ func (fs *FS) addMount(ctx context.Context, id uint64, dirfd int) (int32, syscal
 func (fs *FS) nodeAt(ctx context.Context, fd int, st *unix.Stat_t) (*node, syscall.Errno) {
 	key := ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
 	var hb handleBuf
-	hl, mid, e := nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
+	hl, mid, e := 0, uint64(0), syscall.EOPNOTSUPP
+	if !fs.pinAll {
+		hl, mid, e = nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
+	}
 	mfd := int32(-1)
 	if e == 0 {
 		mfd = fs.mountFd(mid)
