@@ -29,5 +29,6 @@
 // Symbolic links in the mount point's path are resolved with readlink(2),
 // which does not call into a mounted file system.
 //
-// The package is Linux-only.
+// The package serves Linux only; elsewhere it compiles, and [Mount] fails
+// with [ErrLinuxOnly].
 package mount

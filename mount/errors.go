@@ -46,6 +46,10 @@ var (
 	// exist: the connection is gone, or the id was never valid.
 	ErrNoConn = errors.New("no such FUSE connection")
 
+	// ErrLinuxOnly is what mounting returns on any system but Linux: the
+	// packages compile everywhere, but serve only Linux's FUSE.
+	ErrLinuxOnly = errors.New("ringfuse: Linux only")
+
 	// ErrNotSupported means the running kernel lacks a feature; the wrapping
 	// error names it (for example enable_uring, which needs
 	// CONFIG_FUSE_IO_URING).

@@ -102,7 +102,7 @@ func mountHelper(target string, o *Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, err := socketpair()
 	if err != nil {
 		return nil, fmt.Errorf("mount: socketpair: %w", err)
 	}
@@ -152,7 +152,7 @@ func recvFD(sock int) (int, error) {
 	var n, oobn int
 	err := ignoringEINTR(func() error {
 		var err error
-		n, oobn, _, _, err = unix.Recvmsg(sock, b[:], oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, _, _, err = unix.Recvmsg(sock, b[:], oob, msgCmsgCloexec)
 		return err
 	})
 	if err != nil {

@@ -58,6 +58,9 @@ func Mount(mountpoint string, opts *Options) (*Conn, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	if err := linuxOnly(); err != nil {
+		return nil, err
+	}
 	if _, err := o.data(0); err != nil { // check before opening anything
 		return nil, err
 	}

@@ -47,7 +47,7 @@ type Options struct {
 	// is up to the file system.
 	DefaultPermissions bool
 
-	// ReadOnly mounts read-only (MS_RDONLY, option ro).
+	// ReadOnly mounts read-only (msRdonly, option ro).
 	ReadOnly bool
 
 	// MaxRead caps the size of a single READ request in bytes (max_read=).
@@ -78,10 +78,10 @@ type Options struct {
 	// (option dev). By default the mount is nodev, as in libfuse.
 	AllowDev bool
 
-	// NoExec forbids executing files from the mount (MS_NOEXEC).
+	// NoExec forbids executing files from the mount (msNoexec).
 	NoExec bool
 
-	// NoAtime stops access time updates (MS_NOATIME). By default the
+	// NoAtime stops access time updates (msNoatime). By default the
 	// kernel's relatime applies.
 	NoAtime bool
 
@@ -260,19 +260,19 @@ func (o *Options) fstype() string {
 func (o *Options) flags() uintptr {
 	var f uintptr
 	if !o.AllowSuid {
-		f |= unix.MS_NOSUID
+		f |= msNosuid
 	}
 	if !o.AllowDev {
-		f |= unix.MS_NODEV
+		f |= msNodev
 	}
 	if o.ReadOnly {
-		f |= unix.MS_RDONLY
+		f |= msRdonly
 	}
 	if o.NoExec {
-		f |= unix.MS_NOEXEC
+		f |= msNoexec
 	}
 	if o.NoAtime {
-		f |= unix.MS_NOATIME
+		f |= msNoatime
 	}
 	return f
 }

@@ -92,3 +92,19 @@ func pinToCPU(cpu int) error {
 var pageSize = unix.Getpagesize()
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// setSchedIdle puts thread tid (0: the calling thread) in the SCHED_IDLE
+// class, or back in SCHED_OTHER (SCHED_NORMAL) at nice 0.
+func setSchedIdle(tid int, idle bool) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+	if idle {
+		attr.Policy = unix.SCHED_IDLE
+	}
+	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+		return fmt.Errorf("ring: sched_setattr(%d): %w", tid, err)
+	}
+	return nil
+}
+
+// gettid returns the calling thread's ID.
+func gettid() int { return unix.Gettid() }

@@ -146,8 +146,7 @@ func New(entries uint32, opts *Options) (*Ring, error) {
 
 	// p lives only for the duration of this synchronous call, which copies
 	// it in and out.
-	fd, _, errno := unix.Syscall6(unix.SYS_IO_URING_SETUP, uintptr(entries),
-		uintptr(unsafe.Pointer(&p)), 0, 0, 0, 0)
+	fd, errno := sysSetup(entries, &p)
 	if errno != 0 {
 		return nil, setupError(errno)
 	}
@@ -184,7 +183,7 @@ func setupError(errno unix.Errno) error {
 // ring field pointers from the offsets the kernel returned.
 func (r *Ring) mapRings(p *Params) error {
 	const prot = unix.PROT_READ | unix.PROT_WRITE
-	const flags = unix.MAP_SHARED | unix.MAP_POPULATE
+	const flags = unix.MAP_SHARED | mapPopulate
 
 	sqSize := int(p.SQOff.Array) + int(p.SQEntries)*4
 	cqSize := int(p.CQOff.CQEs) + int(p.CQEntries)*SizeofCQE
