@@ -194,8 +194,11 @@ func helperUnmount(mountpoint string, lazy bool) error {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
+		// fusermount3 says "not found" also for another user's mount:
+		// the mount table decides.
+		mounted, merr := IsMounted(mountpoint)
 		switch {
-		case strings.Contains(msg, "not found in") || strings.Contains(msg, "not mounted") || strings.Contains(msg, "Invalid argument"):
+		case merr == nil && !mounted:
 			return fmt.Errorf("mount: unmount %s: %w: %s", mountpoint, ErrNotMounted, msg)
 		case strings.Contains(msg, "busy"):
 			return fmt.Errorf("mount: unmount %s: %w: %w: %s", mountpoint, ErrBusy, unix.EBUSY, msg)
