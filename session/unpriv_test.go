@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,16 @@ func TestMain(m *testing.M) {
 func unprivChild(spec string) int {
 	parts := strings.SplitN(spec, ",", 3)
 	tr, mode, mnt := parts[0], parts[1], parts[2]
+	if mode == "foreign" {
+		// Another user's mount: unmounting must fail, and not as if
+		// nothing were mounted.
+		err := mount.Unmount(mnt)
+		fmt.Println("unmount of a foreign mount:", err)
+		if err == nil || errors.Is(err, mount.ErrNotMounted) {
+			return 1
+		}
+		return 0
+	}
 	o := &session.Options{}
 	o.Mount.AutoUnmount = mode == "hold"
 	if tr == "uring" {
@@ -262,4 +273,21 @@ func TestUnprivilegedUringRefused(t *testing.T) {
 	if !strings.Contains(reason, "io_uring_disabled") {
 		t.Errorf("refusal does not name kernel.io_uring_disabled: %q\n%s", reason, out)
 	}
+}
+
+// TestUnprivilegedUnmountForeign has uid 65534 unmount root's mount:
+// umount2 refuses, fusermount3 -u refuses too, and the error must say so
+// rather than claim nothing is mounted.
+func TestUnprivilegedUnmountForeign(t *testing.T) {
+	cmd, _ := nobodyCmd(t, "devfuse", "foreign")
+	s := testmount.Mount(t, &hello.FS{Name: "greeting", Data: []byte("hi\n")}, testmount.Options{Transport: "devfuse"})
+	cmd.Env = append(cmd.Env, childEnv+"=devfuse,foreign,"+s.Dir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if ok, _ := mount.IsMounted(s.Dir()); !ok {
+		t.Fatal("uid 65534 unmounted root's mount")
+	}
+	t.Logf("%s", out)
 }
