@@ -1,5 +1,5 @@
 module ringfuse
 
-go 1.26.0
+go 1.25.0
 
-require golang.org/x/sys v0.50.0
+require golang.org/x/sys v0.47.0

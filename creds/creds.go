@@ -254,16 +254,6 @@ func restore() bool {
 	return setgroups(self.groups) == 0 && currentFsuid() == self.uid
 }
 
-func setfsuid(uid uint32) { unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0) }
-func setfsgid(gid uint32) { unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0) }
-
-// currentFsuid returns the thread's fsuid: setfsuid with an invalid ID
-// changes nothing and returns the current one.
-func currentFsuid() uint32 {
-	r, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
-	return uint32(r)
-}
-
 // setgroups sets the thread's supplementary groups. It is the raw system
 // call, which changes the calling thread only (Go's syscall.Setgroups
 // changes every thread of the process). gid_t is 32 bits on every 64-bit

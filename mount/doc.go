@@ -10,9 +10,13 @@
 // the [Conn] returned by Mount hands its descriptor to the server, which must
 // answer FUSE_INIT before the mount becomes usable.
 //
-// ringfuse mounts with mount(2) directly, as libfuse does when it runs as
-// root; there is no fusermount helper. Mounting therefore needs root or
-// CAP_SYS_ADMIN (see [ErrNotRoot]).
+// As root, ringfuse mounts with mount(2) directly, as libfuse does. Any
+// other user mounts through the setuid helper fusermount3 (Debian package
+// fuse3), with libfuse's protocol: the helper gets one end of a socket pair
+// in _FUSE_COMMFD, mounts, and sends the /dev/fuse descriptor back with
+// SCM_RIGHTS; [Unmount] then falls back to "fusermount3 -u". With
+// [Options.AutoUnmount] a watcher process unmounts when the process that
+// mounted dies, however it dies.
 //
 // # Never touching the mount
 //
@@ -25,5 +29,6 @@
 // Symbolic links in the mount point's path are resolved with readlink(2),
 // which does not call into a mounted file system.
 //
-// The package is Linux-only.
+// The package serves Linux only; elsewhere it compiles, and [Mount] fails
+// with [ErrLinuxOnly].
 package mount

@@ -7,10 +7,19 @@ import "errors"
 // [errors.Is]: errors.Is(err, mount.ErrBusy) and errors.Is(err, unix.EBUSY)
 // both hold for a busy unmount.
 var (
-	// ErrNotRoot means the kernel refused with EPERM or EACCES. ringfuse
-	// mounts with mount(2), not through a setuid fusermount helper, so
-	// mounting, unmounting and mounting fusectl need root or CAP_SYS_ADMIN.
-	ErrNotRoot = errors.New("ringfuse mounts with mount(2) and needs root or CAP_SYS_ADMIN")
+	// ErrNotRoot means the kernel refused with EPERM or EACCES: calling
+	// mount(2) or umount2(2) directly, or mounting fusectl, needs root or
+	// CAP_SYS_ADMIN. Without root, [Mount] goes through fusermount3.
+	ErrNotRoot = errors.New("mount(2) needs root or CAP_SYS_ADMIN")
+
+	// ErrNoFusermount means the process is not root and the setuid helper
+	// fusermount3 (Debian package fuse3) could not be found or run.
+	ErrNoFusermount = errors.New("not root, and no fusermount3 to mount with (install fuse3)")
+
+	// ErrFusermount means fusermount3 refused; the wrapping error quotes
+	// its reason, such as a mount point the user may not write to, or
+	// allow_other without user_allow_other in /etc/fuse.conf.
+	ErrFusermount = errors.New("fusermount3 failed")
 
 	// ErrNoDevFuse means /dev/fuse is missing or the kernel has no fuse file
 	// system type (ENOENT, ENODEV or ENXIO). Loading the module with
@@ -36,6 +45,10 @@ var (
 	// ErrNoConn means the fusectl directory of a connection does not
 	// exist: the connection is gone, or the id was never valid.
 	ErrNoConn = errors.New("no such FUSE connection")
+
+	// ErrLinuxOnly is what mounting returns on any system but Linux: the
+	// packages compile everywhere, but serve only Linux's FUSE.
+	ErrLinuxOnly = errors.New("ringfuse: Linux only")
 
 	// ErrNotSupported means the running kernel lacks a feature; the wrapping
 	// error names it (for example enable_uring, which needs

@@ -26,12 +26,20 @@ type Conn struct {
 	mountpoint string
 
 	mu     sync.Mutex
-	fd     int    // -1 once closed
-	connID uint32 // 0 until known; the kernel never uses 0
+	fd     int      // -1 once closed
+	connID uint32   // 0 until known; the kernel never uses 0
+	watch  *watcher // unmounts after this process dies (AutoUnmount), or nil
 }
 
 // Mount opens /dev/fuse and mounts a FUSE file system on mountpoint, which
 // must be an existing directory. A nil opts means the zero [Options].
+//
+// As root it calls mount(2) itself. Otherwise, or with
+// [Options.UseFusermount], it runs the setuid helper
+// fusermount3, which checks that the user may mount there (write access to
+// the mount point; allow_other only with user_allow_other in
+// /etc/fuse.conf), mounts, and passes the /dev/fuse descriptor back over a
+// socket.
 //
 // The descriptor is a raw blocking descriptor, not an *os.File: reads block
 // in the kernel until a request arrives, so the server reads it from its own
@@ -50,6 +58,9 @@ func Mount(mountpoint string, opts *Options) (*Conn, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	if err := linuxOnly(); err != nil {
+		return nil, err
+	}
 	if _, err := o.data(0); err != nil { // check before opening anything
 		return nil, err
 	}
@@ -57,7 +68,31 @@ func Mount(mountpoint string, opts *Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	var c *Conn
+	if o.useHelper() {
+		c, err = mountHelper(target, &o)
+	} else {
+		c, err = mountSys(target, &o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.AutoUnmount {
+		if c.watch, err = startWatcher(target); err != nil {
+			_ = UnmountLazy(target)
+			closeFD(c.fd)
+			return nil, err
+		}
+	}
+	// Record the connection number now, from the mount table: stat'ing the
+	// mount would block until FUSE_INIT is answered. A failure here is not
+	// fatal; ConnID retries.
+	_ = c.lookupConnID(o.fstype(), o.source())
+	return c, nil
+}
 
+// mountSys opens /dev/fuse and calls mount(2).
+func mountSys(target string, o *Options) (*Conn, error) {
 	fd, err := openDev(devFusePath)
 	if err != nil {
 		return nil, openErr(err)
@@ -71,12 +106,7 @@ func Mount(mountpoint string, opts *Options) (*Conn, error) {
 		closeFD(fd)
 		return nil, mountErr(target, o.fstype(), data, err, os.Geteuid())
 	}
-	c := &Conn{mountpoint: target, fd: fd}
-	// Record the connection number now, from the mount table: stat'ing the
-	// mount would block until FUSE_INIT is answered. A failure here is not
-	// fatal; ConnID retries.
-	_ = c.lookupConnID(o.fstype(), o.source())
-	return c, nil
+	return &Conn{mountpoint: target, fd: fd}, nil
 }
 
 // checkMountpoint resolves mountpoint to the absolute, symlink-free path
@@ -192,8 +222,10 @@ func (c *Conn) ConnID() (uint32, error) {
 }
 
 // Close closes the /dev/fuse descriptor. It does not unmount; the kernel
-// aborts the connection once no descriptor refers to it. Close is
-// idempotent: later calls return nil.
+// aborts the connection once no descriptor refers to it. With
+// [Options.AutoUnmount] it also lets the watcher go, which unmounts
+// (lazily) if the file system is still mounted. Close is idempotent: later
+// calls return nil.
 //
 // Close does not wake a thread blocked reading the descriptor. Stop readers
 // first by unmounting or aborting the connection, which makes their reads
@@ -207,6 +239,9 @@ func (c *Conn) Close() error {
 	}
 	err := closeFD(c.fd)
 	c.fd = -1
+	if c.watch != nil {
+		c.watch.stop(c.mountpoint)
+	}
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("mount: close %s: %w", devFusePath, err)
 	}

@@ -47,7 +47,7 @@ type Options struct {
 	// is up to the file system.
 	DefaultPermissions bool
 
-	// ReadOnly mounts read-only (MS_RDONLY, option ro).
+	// ReadOnly mounts read-only (msRdonly, option ro).
 	ReadOnly bool
 
 	// MaxRead caps the size of a single READ request in bytes (max_read=).
@@ -78,12 +78,23 @@ type Options struct {
 	// (option dev). By default the mount is nodev, as in libfuse.
 	AllowDev bool
 
-	// NoExec forbids executing files from the mount (MS_NOEXEC).
+	// NoExec forbids executing files from the mount (msNoexec).
 	NoExec bool
 
-	// NoAtime stops access time updates (MS_NOATIME). By default the
+	// NoAtime stops access time updates (msNoatime). By default the
 	// kernel's relatime applies.
 	NoAtime bool
+
+	// AutoUnmount (auto_unmount) has the file system unmounted as soon as
+	// this process exits, even when it is killed: [Mount] starts a small
+	// watcher process that unmounts lazily once the kernel closes this
+	// process's end of a pipe. [Conn.Close] unmounts too.
+	AutoUnmount bool
+
+	// UseFusermount mounts through the setuid helper fusermount3 (Debian
+	// package fuse3) even when running as root. Without root, [Mount]
+	// always uses it.
+	UseFusermount bool
 
 	// Extra holds raw options appended to the kernel's data string, for
 	// kernel options this type does not know. Elements may contain commas.
@@ -101,7 +112,7 @@ type Options struct {
 //
 //	allow_other, default_permissions, ro, rw, fsname=S, subtype=S,
 //	max_read=N, rootmode=OCTAL, user_id=N, group_id=N,
-//	suid, nosuid, dev, nodev, exec, noexec, atime, noatime
+//	suid, nosuid, dev, nodev, exec, noexec, atime, noatime, auto_unmount
 //
 // A later word overrides an earlier one (ro then rw gives a read-write
 // mount). Every other word is returned unchanged, in order, for the caller to
@@ -193,6 +204,8 @@ func (o *Options) set(word string) (bool, error) {
 		return flag(&o.NoAtime, false)
 	case "noatime":
 		return flag(&o.NoAtime, true)
+	case "auto_unmount":
+		return flag(&o.AutoUnmount, true)
 	case "fsname":
 		return str(&o.FSName)
 	case "subtype":
@@ -247,19 +260,19 @@ func (o *Options) fstype() string {
 func (o *Options) flags() uintptr {
 	var f uintptr
 	if !o.AllowSuid {
-		f |= unix.MS_NOSUID
+		f |= msNosuid
 	}
 	if !o.AllowDev {
-		f |= unix.MS_NODEV
+		f |= msNodev
 	}
 	if o.ReadOnly {
-		f |= unix.MS_RDONLY
+		f |= msRdonly
 	}
 	if o.NoExec {
-		f |= unix.MS_NOEXEC
+		f |= msNoexec
 	}
 	if o.NoAtime {
-		f |= unix.MS_NOATIME
+		f |= msNoatime
 	}
 	return f
 }
@@ -308,6 +321,20 @@ func (o *Options) data(fd int) (string, error) {
 	if o.MaxRead != 0 {
 		fmt.Fprintf(&b, ",max_read=%d", o.MaxRead)
 	}
+	extra, err := o.extraWords()
+	if err != nil {
+		return "", err
+	}
+	for _, word := range extra {
+		b.WriteByte(',')
+		b.WriteString(word)
+	}
+	return b.String(), nil
+}
+
+// extraWords returns the words of Extra, checked.
+func (o *Options) extraWords() ([]string, error) {
+	var words []string
 	for _, e := range o.Extra {
 		for word := range strings.SplitSeq(e, ",") {
 			if word == "" {
@@ -316,16 +343,15 @@ func (o *Options) data(fd int) (string, error) {
 			key, _, _ := strings.Cut(word, "=")
 			switch key {
 			case "fd", "rootmode", "user_id", "group_id":
-				return "", fmt.Errorf("mount: extra option %s: set by Mount, use the Options field: %w", word, ErrBadOption)
+				return nil, fmt.Errorf("mount: extra option %s: set by Mount, use the Options field: %w", word, ErrBadOption)
 			}
 			if strings.IndexByte(word, 0) >= 0 {
-				return "", fmt.Errorf("mount: extra option %q: contains a NUL byte: %w", word, ErrBadOption)
+				return nil, fmt.Errorf("mount: extra option %q: contains a NUL byte: %w", word, ErrBadOption)
 			}
-			b.WriteByte(',')
-			b.WriteString(word)
+			words = append(words, word)
 		}
 	}
-	return b.String(), nil
+	return words, nil
 }
 
 // validate checks the string fields that go to mount(2) unchanged.

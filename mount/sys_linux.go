@@ -68,3 +68,25 @@ func writeCtl(path, s string) error {
 		return err
 	})
 }
+
+// msgCmsgCloexec makes descriptors received with recvmsg close-on-exec.
+const msgCmsgCloexec = unix.MSG_CMSG_CLOEXEC
+
+// socketpair returns a connected pair of close-on-exec Unix stream sockets.
+func socketpair() ([2]int, error) {
+	return unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+}
+
+// linuxOnly is nil here; on other systems it is [ErrLinuxOnly].
+func linuxOnly() error { return nil }
+
+// The mount(2) and umount2(2) flags this package uses, under the kernel's
+// names, so that the portable files compile elsewhere.
+const (
+	msNosuid  = unix.MS_NOSUID
+	msNodev   = unix.MS_NODEV
+	msRdonly  = unix.MS_RDONLY
+	msNoexec  = unix.MS_NOEXEC
+	msNoatime = unix.MS_NOATIME
+	mntDetach = unix.MNT_DETACH
+)

@@ -34,7 +34,7 @@ func Unmount(mountpoint string) error {
 // its last user lets go. Errors are as for [Unmount], except that it is never
 // busy.
 func UnmountLazy(mountpoint string) error {
-	return unmount(mountpoint, unix.MNT_DETACH)
+	return unmount(mountpoint, mntDetach)
 }
 
 func unmount(mountpoint string, flags int) error {
@@ -51,6 +51,10 @@ func unmount(mountpoint string, flags int) error {
 		return fmt.Errorf("mount: unmount %s: %w: %w", mountpoint, ErrNotMounted, err)
 	case unix.EPERM:
 		if os.Geteuid() != 0 {
+			// fusermount3 lets the user who mounted unmount.
+			if herr := helperUnmount(mountpoint, flags&mntDetach != 0); !errors.Is(herr, ErrNoFusermount) {
+				return herr
+			}
 			return fmt.Errorf("mount: unmount %s: %w: %w", mountpoint, ErrNotRoot, err)
 		}
 	}

@@ -179,13 +179,22 @@ func (c *Channel) prepare(s *server.Server, info *server.InitInfo) error {
 			go q.run(ready)
 		}
 	}
-	var errs []error
+	// Queues fail alike (io_uring refused, a kernel limit): report the
+	// first, on one line, and how many more failed.
+	var first error
+	failed := 0
 	for range nq * threads {
 		if err := <-ready; err != nil {
-			errs = append(errs, err)
+			if first == nil {
+				first = err
+			}
+			failed++
 		}
 	}
-	return errors.Join(errs...)
+	if failed > 1 {
+		return fmt.Errorf("%w (and %d more queues)", first, failed-1)
+	}
+	return first
 }
 
 // smallEntries checks Options.SmallEntries and SmallPayload against a

@@ -6,8 +6,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Why queue threads may run as SCHED_IDLE:
@@ -40,19 +38,6 @@ const (
 	// class before it tries the idle class again.
 	demoteFor = time.Second
 )
-
-// setSchedIdle puts thread tid (0: the calling thread) in the SCHED_IDLE
-// class, or back in SCHED_OTHER (SCHED_NORMAL) at nice 0.
-func setSchedIdle(tid int, idle bool) error {
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
-	if idle {
-		attr.Policy = unix.SCHED_IDLE
-	}
-	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
-		return fmt.Errorf("ring: sched_setattr(%d): %w", tid, err)
-	}
-	return nil
-}
 
 // schedWait returns the time thread f's schedstat says it spent runnable but
 // waiting for a CPU. buf is scratch space.

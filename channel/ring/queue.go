@@ -94,7 +94,7 @@ func (q *queue) run(ready chan<- error) {
 	if !q.c.opts.NoAffinity {
 		_ = q.c.host.PinThread(q.qid) // best effort: the CPU may be outside our cpuset
 	}
-	q.tid = unix.Gettid()
+	q.tid = gettid()
 	if q.c.opts.SchedIdle {
 		if err := q.c.host.SetSchedIdle(0, true); err != nil {
 			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)

@@ -3,8 +3,6 @@ package ring
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,31 +22,6 @@ func possibleCPUs() (int, error) {
 	n, err := parseCPUList(string(b))
 	if err != nil {
 		return 0, fmt.Errorf("ring: count queues: %s: %w", possibleCPUsPath, err)
-	}
-	return n, nil
-}
-
-// parseCPUList counts the CPUs of a kernel CPU list such as "0-63" or
-// "0,2-3" (Documentation/admin-guide/cputopology.rst).
-func parseCPUList(s string) (int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty CPU list")
-	}
-	n := 0
-	for part := range strings.SplitSeq(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.ParseUint(lo, 10, 31)
-		if err != nil {
-			return 0, fmt.Errorf("bad CPU list %q", s)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.ParseUint(hi, 10, 31); err != nil || b < a {
-				return 0, fmt.Errorf("bad CPU list %q", s)
-			}
-		}
-		n += int(b-a) + 1
 	}
 	return n, nil
 }
@@ -92,3 +65,19 @@ func pinToCPU(cpu int) error {
 var pageSize = unix.Getpagesize()
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// setSchedIdle puts thread tid (0: the calling thread) in the SCHED_IDLE
+// class, or back in SCHED_OTHER (SCHED_NORMAL) at nice 0.
+func setSchedIdle(tid int, idle bool) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+	if idle {
+		attr.Policy = unix.SCHED_IDLE
+	}
+	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+		return fmt.Errorf("ring: sched_setattr(%d): %w", tid, err)
+	}
+	return nil
+}
+
+// gettid returns the calling thread's ID.
+func gettid() int { return unix.Gettid() }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -20,10 +21,15 @@ import (
 )
 
 const mountUsage = `Usage: ringfuse mount [-o OPTIONS] [--stats] [--debug] [--cpuprofile FILE] SOURCE MOUNTPOINT
+       ringfuse SOURCE MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s] [--stats]
 
-Serves the directory SOURCE at MOUNTPOINT in the foreground. SIGINT or
-SIGTERM unmounts and exits; SIGUSR1 prints statistics to standard error.
-Needs root: ringfuse mounts with mount(2).
+Serves the directory SOURCE at MOUNTPOINT: "ringfuse mount" in the
+foreground, the second form in the background once the mount is ready
+(unless -f or -d). SIGINT, SIGTERM or SIGHUP unmounts and exits; SIGUSR1
+prints statistics to standard error. As root it mounts with mount(2);
+any other user mounts through fusermount3 (Debian package fuse3), which
+needs write access to MOUNTPOINT, and allow_other then needs
+user_allow_other in /etc/fuse.conf.
 
 Options (-o, comma separated, libfuse style):
   allow_other            let other users use the mount; the daemon acts as
@@ -36,12 +42,16 @@ Options (-o, comma separated, libfuse style):
                          not cached (entry_timeout=0 unless given), since a
                          cached name lets the next user skip the search
                          permission of its directories
-  user_id=N, group_id=N  the user the mount is for (default: the caller)
+  user_id=N, group_id=N  the user the mount is for (default: the caller;
+                         root only)
+  auto_unmount           unmount even when the daemon dies (kill -9)
   ro                     read-only mount
   fsname=NAME            source shown in /proc/mounts (default: SOURCE)
   subtype=NAME           type shown as fuse.NAME (default: ringfuse)
   max_read=N             largest READ in bytes
-  suid, dev, noexec, noatime
+  suid, dev, noexec, noatime (mount(8) adds rw,dev,suid for root; the
+                         words defaults, nofail, _netdev, auto, noauto,
+                         relatime and x-* are for mount(8) and ignored)
   entry_timeout=SECONDS  name cache lifetime (default 1; 0 disables)
   attr_timeout=SECONDS   attribute cache lifetime (default 1; 0 disables)
   max_write=N            largest WRITE in bytes (default 1048576)
@@ -136,6 +146,9 @@ func parseOptions(words []string, source string) (*config, error) {
 			}
 			return time.Duration(f * float64(time.Second)), nil
 		}
+		if strings.HasPrefix(key, "x-") {
+			continue // fstab comments for tools such as systemd
+		}
 		switch key {
 		case "entry_timeout":
 			c.session.Server.EntryTimeout, err = seconds()
@@ -178,6 +191,8 @@ func parseOptions(words []string, source string) (*config, error) {
 			c.fdCache, err = num()
 		case "no_default_permissions":
 			// handled above
+		case "defaults", "nofail", "_netdev", "auto", "noauto", "relatime":
+			// mount(8)'s words (fstab); relatime is the kernel's default.
 		default:
 			return nil, fmt.Errorf("unknown option %q (see ringfuse mount --help)", w)
 		}
@@ -197,7 +212,10 @@ func parseOptions(words []string, source string) (*config, error) {
 	return c, nil
 }
 
-func runMount(args []string) error {
+// runMount serves SOURCE at MOUNTPOINT as args say: in the foreground if
+// fg (the "mount" command), or with -f or -d; otherwise it goes to the
+// background once the mount is ready.
+func runMount(args []string, fg bool) error {
 	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
 	fl.Usage = func() {
 		fmt.Fprint(fl.Output(), mountUsage)
@@ -208,6 +226,9 @@ func runMount(args []string) error {
 		opts = append(opts, s)
 		return nil
 	})
+	foreground := fl.Bool("f", false, "stay in the foreground")
+	debugShort := fl.Bool("d", false, "log every request to standard error (implies -f)")
+	single := fl.Bool("s", false, "serve one request at a time per channel: one /dev/fuse reader, io_uring queues of depth 1")
 	stats := fl.Bool("stats", false, "print statistics when unmounted")
 	debug := fl.Bool("debug", false, "log every request to standard error")
 	cpuprofile := fl.String("cpuprofile", "", "write a Go CPU profile of the daemon to `file` while mounted")
@@ -215,16 +236,12 @@ func runMount(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return exitCode(2) // the flag package printed the problem and the usage
 	}
 	if fl.NArg() != 2 {
-		fl.Usage()
-		return errors.New("mount needs SOURCE and MOUNTPOINT")
+		return fmt.Errorf("%w: want SOURCE and MOUNTPOINT, got %q", errUsage, fl.Args())
 	}
 	source, mnt := fl.Arg(0), fl.Arg(1)
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("mount %s: %w (run as root)", mnt, mount.ErrNotRoot)
-	}
 	abs, err := filepath.Abs(source)
 	if err != nil {
 		return err
@@ -238,10 +255,27 @@ func runMount(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.session.Server.Debug = *debug
+	cfg.session.Server.Debug = *debug || *debugShort
+	if *single {
+		cfg.session.Readers = 1
+		if cfg.uringDepth == 0 {
+			cfg.uringDepth = 1
+		}
+	}
 	if err := applyUring(cfg); err != nil {
 		return err
 	}
+	ready := readyFD()
+	if !fg && !*foreground && !cfg.session.Server.Debug && ready < 0 {
+		return background(args)
+	}
+	return serve(abs, mnt, cfg, ready, *stats, *cpuprofile)
+}
+
+// serve mounts the passthrough of abs at mnt and serves it until a signal
+// or an unmount ends it. A ready descriptor (not -1) is a background
+// child's pipe to its parent, told once the mount is ready.
+func serve(abs, mnt string, cfg *config, ready int, stats bool, cpuprofile string) error {
 	// New files get exactly the mode the kernel sends (the caller's umask
 	// is applied already), not one masked again by the daemon's.
 	syscall.Umask(0)
@@ -251,8 +285,8 @@ func runMount(args []string) error {
 	}
 	defer fsys.Close()
 
-	if *cpuprofile != "" {
-		stop, err := startCPUProfile(*cpuprofile)
+	if cpuprofile != "" {
+		stop, err := startCPUProfile(cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -260,10 +294,21 @@ func runMount(args []string) error {
 	}
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	// SIGHUP ends the daemon like SIGTERM, as in libfuse: a daemon whose
+	// terminal went away must not leave a dead mount behind.
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	s, err := session.Mount(mnt, fsys, &cfg.session)
 	if err != nil {
 		return err
+	}
+	if cfg.session.Server.Debug {
+		fmt.Fprintf(os.Stderr, "ringfuse: serving %s at %s over %s\n", abs, s.Dir(), transport(s, cfg))
+	}
+	if ready >= 0 {
+		if err := detach(ready); err != nil {
+			s.Unmount()
+			return err
+		}
 	}
 	for {
 		select {
@@ -273,14 +318,14 @@ func runMount(args []string) error {
 				continue
 			}
 			uerr := s.Unmount()
-			if *stats {
+			if stats {
 				printStats(s)
 			}
 			return uerr
 		case <-s.Done():
 			// Unmounted from outside (umount, fusectl abort).
 			err := s.Unmount()
-			if *stats {
+			if stats {
 				printStats(s)
 			}
 			if serr := s.Err(); serr != nil {
@@ -289,6 +334,19 @@ func runMount(args []string) error {
 			return err
 		}
 	}
+}
+
+// transport describes the channel that serves s, for -d.
+func transport(s *session.Session, cfg *config) string {
+	if r := s.Ring(); r != nil && r.Err() == nil {
+		st := r.Stats()
+		return fmt.Sprintf("io_uring (%d queues of depth %d)", st.Queues, st.Depth)
+	}
+	n := cfg.session.Readers
+	if n <= 0 {
+		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	return fmt.Sprintf("/dev/fuse (%d readers)", n)
 }
 
 // takesValue reports whether flag a, written without "=", consumes the next

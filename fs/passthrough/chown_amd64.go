@@ -1,3 +1,5 @@
+//go:build linux
+
 package passthrough
 
 import "golang.org/x/sys/unix"

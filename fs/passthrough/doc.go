@@ -19,8 +19,9 @@
 // RLIMIT_NOFILE.
 //
 // On a backing filesystem without file handles (name_to_handle_at fails
-// with EOPNOTSUPP) a node is pinned instead: it holds an O_PATH descriptor
-// until Forget, as in passthrough_hp.
+// with EOPNOTSUPP), and in a daemon run by a user without
+// CAP_DAC_READ_SEARCH, a node is pinned instead: it holds an O_PATH
+// descriptor until Forget, as in passthrough_hp.
 //
 // When a new inode gets the inode number of a deleted one whose node the
 // kernel still holds, the new inode gets a node of its own, under a key

@@ -1,3 +1,5 @@
+//go:build linux
+
 package passthrough
 
 import (
@@ -18,38 +20,6 @@ import (
 	"ringfuse/internal/offheap"
 )
 
-// Options configures a passthrough filesystem. The zero value is the
-// default configuration.
-type Options struct {
-	// FdCacheSize bounds the O_PATH descriptors kept open for recently
-	// used nodes, so that busy directories are not reopened by handle on
-	// every request. The cache is split into 16 shards by inode, each an
-	// LRU list of FdCacheSize/16 entries. Zero means 1024; a negative
-	// value disables the cache, and every operation then opens and closes
-	// its own descriptor.
-	FdCacheSize int
-	// Passthrough offers each opened file's descriptor to the server for
-	// kernel passthrough (OpenOut.PassthroughFd), so the kernel reads and
-	// writes the backing file itself. False leaves PassthroughFd at -1 and
-	// the filesystem serves READ and WRITE.
-	Passthrough bool
-}
-
-// DefaultFdCacheSize is the fd cache size used when Options.FdCacheSize is
-// zero.
-const DefaultFdCacheSize = 1024
-
-// Stats is a snapshot of the filesystem's resource use.
-type Stats struct {
-	// Nodes counts the nodes handed to the server and not yet forgotten,
-	// the root excluded.
-	Nodes int64
-	// OpenFiles counts the file and directory handles not yet released.
-	OpenFiles int64
-	// CachedFds counts the O_PATH descriptors in the fd cache.
-	CachedFds int
-}
-
 // FS is a passthrough filesystem serving a directory tree. Its methods are
 // safe for concurrent use, as the server calls them.
 type FS struct {
@@ -60,9 +30,12 @@ type FS struct {
 	// handleFlags are added to every name_to_handle_at:
 	// atHandleMntIDUnique where the kernel has it.
 	handleFlags int
-	rootFd      int
-	root        *node
-	shards      [nShards]shard
+	// pinAll pins every node (see nodeAt): the daemon may not open by
+	// handle, having no CAP_DAC_READ_SEARCH (a user's daemon).
+	pinAll bool
+	rootFd int
+	root   *node
+	shards [nShards]shard
 
 	mountMu sync.Mutex
 	mounts  atomic.Pointer[[]mountEnt]
@@ -128,8 +101,10 @@ var (
 )
 
 // New returns a filesystem serving the directory tree at source. opts may
-// be nil. Serving needs CAP_DAC_READ_SEARCH (for open_by_handle_at), and
-// giving new nodes to their callers needs CAP_CHOWN. Call Close after
+// be nil. Reopening nodes by handle needs CAP_DAC_READ_SEARCH (for
+// open_by_handle_at); a daemon without it that is not root pins every node
+// instead (an O_PATH descriptor each, until Forget). Giving new nodes to
+// their callers needs CAP_CHOWN. Call Close after
 // unmounting to release the descriptors.
 func New(source string, opts *Options) (*FS, error) {
 	old := unix.Umask(0)
@@ -183,11 +158,18 @@ func New(source string, opts *Options) (*FS, error) {
 		mounts = append(mounts, mountEnt{id: mid, fd: int32(fd)})
 		// Probe that this process may open by handle at all.
 		pfd, e := openByHandleAt(fd, rootHandle, unix.O_PATH|unix.O_CLOEXEC)
-		if e != 0 {
+		switch {
+		case e == syscall.EPERM && unix.Geteuid() != 0:
+			// A user's daemon: pin every node, as passthrough_hp
+			// does, so that RLIMIT_NOFILE bounds the inodes the
+			// kernel may hold.
+			fs.pinAll, rootHandle, mounts = true, nil, mounts[:0]
+		case e != 0:
 			closeFd(fd)
 			return nil, fmt.Errorf("passthrough: open_by_handle_at %s (needs CAP_DAC_READ_SEARCH): %w", source, e)
+		default:
+			closeFd(pfd)
 		}
-		closeFd(pfd)
 	case errors.Is(e, syscall.EOPNOTSUPP):
 		// Nodes on this filesystem will be pinned.
 	default:
@@ -339,7 +321,10 @@ func (fs *FS) addMount(ctx context.Context, id uint64, dirfd int) (int32, syscal
 func (fs *FS) nodeAt(ctx context.Context, fd int, st *unix.Stat_t) (*node, syscall.Errno) {
 	key := ringfuse.InodeKey{Dev: st.Dev, Ino: st.Ino}
 	var hb handleBuf
-	hl, mid, e := nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
+	hl, mid, e := 0, uint64(0), syscall.EOPNOTSUPP
+	if !fs.pinAll {
+		hl, mid, e = nameToHandleAt(fd, "", unix.AT_EMPTY_PATH|fs.handleFlags, &hb)
+	}
 	mfd := int32(-1)
 	if e == 0 {
 		mfd = fs.mountFd(mid)

@@ -175,3 +175,23 @@ func Within[T any](t testing.TB, d time.Duration, what string, onHang func(), f 
 		panic("unreachable")
 	}
 }
+
+// DevFuseForAll makes /dev/fuse usable by every user (mode 0666), as udev's
+// rule on a normal Debian system leaves it: fusermount3 opens it as the
+// user who mounts. Machines without udev (containers, CI) keep the kernel's
+// 0600. The mode is left at 0666, the system's usual state, because tests
+// in other processes may rely on it at the same time.
+func DevFuseForAll(t testing.TB) {
+	t.Helper()
+	st, err := os.Stat("/dev/fuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm()&0o666 == 0o666 {
+		return
+	}
+	t.Logf("/dev/fuse was %v; making it 0666, as udev does", st.Mode().Perm())
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -15,8 +15,7 @@ func (r *Ring) register(op uint32, arg unsafe.Pointer, nrArgs uint32) error {
 		return ErrClosed
 	}
 	for {
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd),
-			uintptr(op), uintptr(arg), uintptr(nrArgs), 0, 0)
+		errno := sysRegister(r.fd, op, arg, nrArgs)
 		switch errno {
 		case 0:
 			return nil

@@ -146,8 +146,7 @@ func New(entries uint32, opts *Options) (*Ring, error) {
 
 	// p lives only for the duration of this synchronous call, which copies
 	// it in and out.
-	fd, _, errno := unix.Syscall6(unix.SYS_IO_URING_SETUP, uintptr(entries),
-		uintptr(unsafe.Pointer(&p)), 0, 0, 0, 0)
+	fd, errno := sysSetup(entries, &p)
 	if errno != 0 {
 		return nil, setupError(errno)
 	}
@@ -170,8 +169,12 @@ func setupError(errno unix.Errno) error {
 		if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil {
 			disabled = string(bytes.TrimSpace(b))
 		}
-		return fmt.Errorf("uring: setup: %w (%w; kernel.io_uring_disabled=%s)",
-			ErrNotSupported, errno, disabled)
+		why := ""
+		if disabled == "1" {
+			why = ", which admits only root and the group kernel.io_uring_group"
+		}
+		return fmt.Errorf("uring: setup: %w (%w; kernel.io_uring_disabled=%s%s)",
+			ErrNotSupported, errno, disabled, why)
 	}
 	return fmt.Errorf("uring: setup: %w", errno)
 }
@@ -180,7 +183,7 @@ func setupError(errno unix.Errno) error {
 // ring field pointers from the offsets the kernel returned.
 func (r *Ring) mapRings(p *Params) error {
 	const prot = unix.PROT_READ | unix.PROT_WRITE
-	const flags = unix.MAP_SHARED | unix.MAP_POPULATE
+	const flags = unix.MAP_SHARED | mapPopulate
 
 	sqSize := int(p.SQOff.Array) + int(p.SQEntries)*4
 	cqSize := int(p.CQOff.CQEs) + int(p.CQEntries)*SizeofCQE

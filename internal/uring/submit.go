@@ -125,9 +125,7 @@ func (r *Ring) flushSQ() uint32 {
 // the call may block: the runtime must be able to hand the P to another
 // thread meanwhile.
 func (r *Ring) enter(toSubmit, minComplete, flags uint32) (int, unix.Errno) {
-	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd),
-		uintptr(toSubmit), uintptr(minComplete), uintptr(flags), 0, 0)
-	return int(n), errno
+	return sysEnter(r.fd, toSubmit, minComplete, flags)
 }
 
 // cqReady returns the number of CQEs ready to be reaped.

@@ -40,7 +40,7 @@ type Waker struct {
 
 // NewWaker creates a Waker backed by a non-blocking, close-on-exec eventfd.
 func NewWaker() (*Waker, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	fd, err := eventfd()
 	if err != nil {
 		return nil, fmt.Errorf("uring: eventfd: %w", err)
 	}
