@@ -121,9 +121,6 @@ func fixAttr(in *Inode, a *Attr) {
 	if a.Mode&syscall.S_IFMT == 0 {
 		a.Mode |= in.stable.Mode
 	}
-	if a.Nlink == 0 {
-		a.Nlink = 1
-	}
 }
 
 // getattr fills out for in; fh is the open file's handle or nil.
@@ -170,6 +167,9 @@ func (b *bridge) adopt(parent *Inode, name string, ch *Inode) {
 	t.mu.Unlock()
 }
 
+// nameMax is the longest name the tree takes (NAME_MAX), as statfs says.
+const nameMax = 255
+
 // made handles the inode an operation that makes a name returned.
 func (b *bridge) made(ctx context.Context, parent *Inode, name string, ch *Inode, errno syscall.Errno, out *ringfuse.Entry) syscall.Errno {
 	if errno != 0 {
@@ -184,6 +184,9 @@ func (b *bridge) made(ctx context.Context, parent *Inode, name string, ch *Inode
 
 // Lookup implements ringfuse.Lookuper.
 func (b *bridge) Lookup(ctx context.Context, parent ringfuse.Node, name string, out *ringfuse.Entry) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := parent.(*Inode)
 	if l, ok := p.ops.(Lookuper); ok {
 		ch, errno := l.Lookup(ctx, name, out)
@@ -249,6 +252,9 @@ func (b *bridge) Readlink(ctx context.Context, n ringfuse.Node) ([]byte, syscall
 
 // Symlink implements ringfuse.Symlinker.
 func (b *bridge) Symlink(ctx context.Context, parent ringfuse.Node, name, target string, out *ringfuse.Entry) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := parent.(*Inode)
 	s, ok := p.ops.(Symlinker)
 	if !ok {
@@ -260,6 +266,9 @@ func (b *bridge) Symlink(ctx context.Context, parent ringfuse.Node, name, target
 
 // Mknod implements ringfuse.Mknoder.
 func (b *bridge) Mknod(ctx context.Context, parent ringfuse.Node, name string, mode, rdev, umask uint32, out *ringfuse.Entry) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := parent.(*Inode)
 	m, ok := p.ops.(Mknoder)
 	if !ok {
@@ -271,6 +280,9 @@ func (b *bridge) Mknod(ctx context.Context, parent ringfuse.Node, name string, m
 
 // Mkdir implements ringfuse.Mkdirer.
 func (b *bridge) Mkdir(ctx context.Context, parent ringfuse.Node, name string, mode, umask uint32, out *ringfuse.Entry) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := parent.(*Inode)
 	m, ok := p.ops.(Mkdirer)
 	if !ok {
@@ -282,6 +294,9 @@ func (b *bridge) Mkdir(ctx context.Context, parent ringfuse.Node, name string, m
 
 // Link implements ringfuse.Linker.
 func (b *bridge) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.Node, newName string, out *ringfuse.Entry) syscall.Errno {
+	if len(newName) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := newParent.(*Inode)
 	l, ok := p.ops.(Linker)
 	if !ok {
@@ -293,6 +308,9 @@ func (b *bridge) Link(ctx context.Context, n ringfuse.Node, newParent ringfuse.N
 
 // Create implements ringfuse.Creater.
 func (b *bridge) Create(ctx context.Context, parent ringfuse.Node, name string, flags, mode, umask uint32, out *ringfuse.Entry, open *ringfuse.OpenOut) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p := parent.(*Inode)
 	c, ok := p.ops.(Creater)
 	if !ok {
@@ -344,6 +362,9 @@ func (b *bridge) Rmdir(ctx context.Context, parent ringfuse.Node, name string) s
 
 // Rename implements ringfuse.Renamer.
 func (b *bridge) Rename(ctx context.Context, parent ringfuse.Node, name string, newParent ringfuse.Node, newName string, flags uint32) syscall.Errno {
+	if len(newName) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
 	p, np := parent.(*Inode), newParent.(*Inode)
 	r, ok := p.ops.(Renamer)
 	if !ok {
@@ -364,8 +385,14 @@ func (b *bridge) Rename(ctx context.Context, parent ringfuse.Node, name string, 
 	t.link(np, newName, src)
 	if dst != nil {
 		dst.links--
+		if dst.IsDir() {
+			np.subdirs--
+		}
 	}
 	src.links--
+	if src.IsDir() {
+		p.subdirs--
+	}
 	delete(p.children, name)
 	if flags&unix.RENAME_EXCHANGE != 0 && dst != nil {
 		t.link(p, name, dst)
@@ -420,7 +447,7 @@ func (b *bridge) StatFS(ctx context.Context, n ringfuse.Node, out *ringfuse.Stat
 	if s, ok := n.(*Inode).ops.(Statfser); ok {
 		return s.Statfs(ctx, out)
 	}
-	out.Bsize, out.Frsize, out.Namelen = 4096, 4096, 255
+	out.Bsize, out.Frsize, out.Namelen = 4096, 4096, nameMax
 	return 0
 }
 
@@ -505,7 +532,11 @@ func (b *bridge) ReadDir(ctx context.Context, n ringfuse.Node, fh uint64, off ui
 		}
 	}
 	for ; off < 2; off++ {
-		if !w.Add(".."[:off+1], 0, syscall.S_IFDIR, off+1) {
+		ino := dir.stable.Ino
+		if p, _ := dir.Parent(); off == 1 && p != nil {
+			ino = p.stable.Ino
+		}
+		if !w.Add(".."[:off+1], ino, syscall.S_IFDIR, off+1) {
 			return 0
 		}
 	}

@@ -23,6 +23,7 @@ type Inode struct {
 	// Guarded by tree.mu.
 	known    bool // the kernel holds a node for it
 	links    int  // the directories' entries that name it
+	subdirs  int  // children that are directories
 	parent   *Inode
 	name     string
 	children map[string]*Inode
@@ -159,6 +160,9 @@ func (t *tree) link(n *Inode, name string, ch *Inode) {
 	}
 	n.children[name] = ch
 	ch.links++
+	if ch.IsDir() {
+		n.subdirs++
+	}
 	if ch.parent == nil {
 		ch.parent, ch.name = n, name
 	}
@@ -172,6 +176,9 @@ func (t *tree) unlink(n *Inode, name string) {
 	}
 	delete(n.children, name)
 	ch.links--
+	if ch.IsDir() {
+		n.subdirs--
+	}
 	if ch.parent == n && ch.name == name {
 		ch.parent, ch.name = nil, ""
 	}
@@ -228,6 +235,17 @@ func (n *Inode) Children() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Nlink returns n's link count as stat(2) shows it: the directory
+// entries that name it, and for a directory 2 plus its subdirectories.
+func (n *Inode) Nlink() uint32 {
+	n.tree.mu.Lock()
+	defer n.tree.mu.Unlock()
+	if n.IsDir() {
+		return uint32(2 + n.subdirs)
+	}
+	return uint32(n.links)
 }
 
 // Parent returns a directory that holds n and n's name there, or nil for

@@ -12,7 +12,8 @@ import (
 )
 
 // MemRegularFile is a regular file held in memory: reads, writes,
-// truncation and attribute changes. Set Data and Attr (Mode's permission
+// truncation and attribute changes. (MemDir also makes one for mknod of a
+// FIFO, socket or device: it then has that file type and Attr.Rdev.) Set Data and Attr (Mode's permission
 // bits, owner, times) before adding it to a tree; afterwards they are
 // guarded by the file's own lock.
 type MemRegularFile struct {
@@ -67,7 +68,8 @@ func (f *MemRegularFile) Getattr(ctx context.Context, fh FileHandle, out *AttrOu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out.Attr = f.Attr
-	out.Attr.Mode = syscall.S_IFREG | f.Attr.Mode&0o7777
+	out.Attr.Mode = f.StableAttr().Mode | f.Attr.Mode&0o7777
+	out.Attr.Nlink = f.Nlink()
 	out.Attr.Size = uint64(len(f.Data))
 	out.Attr.Blocks = (out.Attr.Size + 511) / 512
 	return 0
@@ -157,6 +159,7 @@ func (l *MemSymlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (l *MemSymlink) Getattr(ctx context.Context, fh FileHandle, out *AttrOut) syscall.Errno {
 	out.Attr = l.Attr
 	out.Attr.Mode = syscall.S_IFLNK | 0o777
+	out.Attr.Nlink = l.Nlink()
 	out.Attr.Size = uint64(len(l.Target))
 	return 0
 }
@@ -175,6 +178,9 @@ var (
 	_ Getattrer = (*MemDir)(nil)
 	_ Setattrer = (*MemDir)(nil)
 	_ Mkdirer   = (*MemDir)(nil)
+	_ Mknoder   = (*MemDir)(nil)
+	_ Linker    = (*MemDir)(nil)
+	_ Statfser  = (*MemDir)(nil)
 	_ Creater   = (*MemDir)(nil)
 	_ Symlinker = (*MemDir)(nil)
 	_ Unlinker  = (*MemDir)(nil)
@@ -191,7 +197,7 @@ func (d *MemDir) Getattr(ctx context.Context, fh FileHandle, out *AttrOut) sysca
 		out.Attr.Mode |= 0o755
 	}
 	out.Attr.Mode = syscall.S_IFDIR | out.Attr.Mode&0o7777
-	out.Attr.Nlink = 2
+	out.Attr.Nlink = d.Nlink()
 	return 0
 }
 
@@ -227,6 +233,40 @@ func (d *MemDir) Create(ctx context.Context, name string, flags, mode uint32, ou
 	d.touch()
 	f := &MemRegularFile{Attr: newAttr(ctx, mode&0o7777)}
 	return d.NewPersistentInode(ctx, f, StableAttr{Mode: syscall.S_IFREG}), nil, 0, 0
+}
+
+// Mknod implements Mknoder.
+func (d *MemDir) Mknod(ctx context.Context, name string, mode, rdev uint32, out *EntryOut) (*Inode, syscall.Errno) {
+	if d.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	d.touch()
+	f := &MemRegularFile{Attr: newAttr(ctx, mode&0o7777)}
+	f.Attr.Rdev = rdev
+	return d.NewPersistentInode(ctx, f, StableAttr{Mode: mode & syscall.S_IFMT}), 0
+}
+
+// Link implements Linker: target gets the name too.
+func (d *MemDir) Link(ctx context.Context, target InodeEmbedder, name string, out *EntryOut) (*Inode, syscall.Errno) {
+	if d.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	d.touch()
+	return target.EmbeddedInode(), 0
+}
+
+// Statfs implements Statfser: like tmpfs, half the machine's memory.
+func (d *MemDir) Statfs(ctx context.Context, out *StatFS) syscall.Errno {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return syscall.EIO
+	}
+	const bsize = 4096
+	out.Bsize, out.Frsize, out.Namelen = bsize, bsize, nameMax
+	out.Blocks = uint64(si.Totalram) * uint64(si.Unit) / 2 / bsize
+	out.Bfree = min(out.Blocks, uint64(si.Freeram)*uint64(si.Unit)/bsize)
+	out.Bavail = out.Bfree
+	return 0
 }
 
 // Symlink implements Symlinker.
