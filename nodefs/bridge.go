@@ -37,6 +37,7 @@ var (
 	_ ringfuse.FileSystem  = (*bridge)(nil)
 	_ ringfuse.Lookuper    = (*bridge)(nil)
 	_ ringfuse.Forgetter   = (*bridge)(nil)
+	_ ringfuse.NodeTable   = (*bridge)(nil)
 	_ ringfuse.GetAttrer   = (*bridge)(nil)
 	_ ringfuse.SetAttrer   = (*bridge)(nil)
 	_ ringfuse.Readlinker  = (*bridge)(nil)
@@ -76,7 +77,7 @@ func New(root InodeEmbedder) (fsys ringfuse.FileSystem, err error) {
 	in.ops, in.tree, in.persistent = root, t, true
 	in.stable = StableAttr{Mode: syscall.S_IFDIR, Ino: 1}
 	t.root = in
-	t.byIno[1] = in
+	t.register(in)
 	defer func() {
 		if p := recover(); p != nil {
 			ce, ok := p.(checkError)
@@ -137,7 +138,8 @@ func getattr(ctx context.Context, in *Inode, fh FileHandle, out *AttrOut) syscal
 }
 
 // entry fills out for ch, made or found under a name: its key, and its
-// attributes when fill is true (the node's operation did not).
+// attributes when fill is true (the node's operation did not). The entry
+// carries a reference the server gives back through Forget.
 func (b *bridge) entry(ctx context.Context, ch *Inode, out *ringfuse.Entry, fill bool) syscall.Errno {
 	if fill {
 		ao := AttrOut{Timeout: out.AttrTimeout}
@@ -146,13 +148,11 @@ func (b *bridge) entry(ctx context.Context, ch *Inode, out *ringfuse.Entry, fill
 		}
 		out.Attr, out.AttrTimeout = ao.Attr, ao.Timeout
 	}
+	ch = b.t.ref(ch)
 	fixAttr(ch, &out.Attr)
 	out.Node = ch
 	out.Key = ringfuse.InodeKey{Ino: ch.stable.Ino}
 	out.Generation = ch.stable.Gen
-	b.t.mu.Lock()
-	ch.known = true
-	b.t.mu.Unlock()
 	return 0
 }
 
@@ -201,13 +201,27 @@ func (b *bridge) Lookup(ctx context.Context, parent ringfuse.Node, name string, 
 	return b.entry(ctx, ch, out, true)
 }
 
-// Forget implements ringfuse.Forgetter.
+// Forget implements ringfuse.Forgetter: the server gives back one
+// reference.
 func (b *bridge) Forget(n ringfuse.Node) {
 	in := n.(*Inode)
-	b.t.forgotten(in)
+	if !b.t.unref(in) {
+		return
+	}
 	if f, ok := in.ops.(OnForgetter); ok {
 		f.OnForget()
 	}
+}
+
+// NodeNumber implements ringfuse.NodeTable.
+func (b *bridge) NodeNumber(n ringfuse.Node) uint64 { return n.(*Inode).slot }
+
+// NodeAt implements ringfuse.NodeTable.
+func (b *bridge) NodeAt(i uint64) ringfuse.Node {
+	if in := b.t.slots.at(i); in != nil {
+		return in
+	}
+	return nil
 }
 
 // file returns the handle the kernel's fh names (nil for 0).
@@ -555,18 +569,12 @@ func (b *bridge) addEntry(ctx context.Context, w ringfuse.DirWriter, d *dirHandl
 	if !w.Plus() || d.inodes == nil || d.inodes[i] == nil {
 		return w.Add(e.Name, e.Ino, e.Mode, off)
 	}
-	ch := d.inodes[i]
-	b.t.mu.Lock()
-	known := ch.known
-	b.t.mu.Unlock()
 	var out ringfuse.Entry
-	if b.entry(ctx, ch, &out, true) != 0 {
+	if b.entry(ctx, d.inodes[i], &out, true) != 0 {
 		return w.Add(e.Name, e.Ino, e.Mode, off)
 	}
 	if !w.AddEntry(e.Name, &out, off) {
-		b.t.mu.Lock()
-		ch.known = known // the kernel did not get it
-		b.t.mu.Unlock()
+		b.Forget(out.Node) // not taken: the reference is still ours
 		return false
 	}
 	return true

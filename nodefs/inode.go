@@ -21,7 +21,8 @@ type Inode struct {
 	persistent bool
 
 	// Guarded by tree.mu.
-	known    bool // the kernel holds a node for it
+	refs     int64  // the server's references (ringfuse.NodeTable)
+	slot     uint64 // the number the server knows it by; 0 once dropped
 	links    int  // the directories' entries that name it
 	subdirs  int  // children that are directories
 	parent   *Inode
@@ -50,13 +51,14 @@ const autoIno = 1 << 63
 
 // tree is what the inodes of one filesystem share.
 type tree struct {
-	// mu guards every inode's known, parent, name and children, and the
+	// mu guards every inode's refs, slot, links, parent, name and children, and the
 	// fields below. One lock: tree changes are rare next to reads.
 	mu      sync.Mutex
 	root    *Inode
 	byIno   map[uint64]*Inode
 	nextIno uint64
 	files   handleTable
+	slots   slotTable
 }
 
 // checked caches the method check of each node type (see checkNode).
@@ -113,9 +115,7 @@ func (t *tree) add(ctx context.Context, node InodeEmbedder, st StableAttr, persi
 	if ch.tree == t {
 		// Already made: it may have left the numbering since.
 		ch.persistent = ch.persistent || persistent
-		if t.byIno[ch.stable.Ino] == nil {
-			t.byIno[ch.stable.Ino] = ch
-		}
+		t.register(ch)
 		t.mu.Unlock()
 		return ch
 	}
@@ -128,7 +128,7 @@ func (t *tree) add(ctx context.Context, node InodeEmbedder, st StableAttr, persi
 		return old
 	}
 	ch.ops, ch.tree, ch.stable, ch.persistent = node, t, st, persistent
-	t.byIno[st.Ino] = ch
+	t.register(ch)
 	t.mu.Unlock()
 	if a, ok := node.(OnAdder); ok {
 		a.OnAdd(ctx)
@@ -185,28 +185,58 @@ func (t *tree) unlink(n *Inode, name string) {
 	t.maybeDrop(ch)
 }
 
-// maybeDrop forgets ch's inode number once nothing reaches ch: no
-// directory, no child and no kernel node. t.mu is held.
+// register files ch under its inode number and gives it a slot, unless it
+// has them. t.mu is held.
+func (t *tree) register(ch *Inode) {
+	if ch.slot == 0 {
+		t.slots.take(ch)
+	}
+	if t.byIno[ch.stable.Ino] == nil {
+		t.byIno[ch.stable.Ino] = ch
+	}
+}
+
+// maybeDrop forgets ch's inode number and slot once nothing reaches ch:
+// no directory, no child and no server reference. t.mu is held.
 func (t *tree) maybeDrop(ch *Inode) {
-	if ch == t.root || ch.known || ch.links > 0 || len(ch.children) > 0 {
+	if ch == t.root || ch.refs > 0 || ch.links > 0 || len(ch.children) > 0 {
 		return
 	}
 	if t.byIno[ch.stable.Ino] == ch {
 		delete(t.byIno, ch.stable.Ino)
 	}
+	t.slots.put(ch)
 }
 
-// forgotten is called when the kernel has forgotten ch: a dynamic inode
-// leaves its directory (unless it has children of its own).
-func (t *tree) forgotten(ch *Inode) {
+// ref takes a server reference on ch, which an entry hands out; it brings
+// back an inode that left the tree meanwhile. It returns the inode to
+// hand out: another inode under ch's number if one took its place.
+func (t *tree) ref(ch *Inode) *Inode {
 	t.mu.Lock()
-	ch.known = false
+	defer t.mu.Unlock()
+	if cur := t.byIno[ch.stable.Ino]; cur != nil && cur != ch && ch.slot == 0 {
+		ch = cur
+	}
+	t.register(ch)
+	ch.refs++
+	return ch
+}
+
+// unref gives back one server reference on ch and reports whether it was
+// the last: a dynamic inode then leaves its directory (unless it has
+// children of its own).
+func (t *tree) unref(ch *Inode) (last bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ch.refs--; ch.refs > 0 {
+		return false
+	}
 	if !ch.persistent && len(ch.children) == 0 && ch.parent != nil {
 		t.unlink(ch.parent, ch.name)
 	} else {
 		t.maybeDrop(ch)
 	}
-	t.mu.Unlock()
+	return true
 }
 
 // GetChild returns the child name of n, or nil.
