@@ -23,8 +23,8 @@ type Inode struct {
 	// Guarded by tree.mu.
 	refs     int64  // the server's references (ringfuse.NodeTable)
 	slot     uint64 // the number the server knows it by; 0 once dropped
-	links    int  // the directories' entries that name it
-	subdirs  int  // children that are directories
+	links    int    // the directories' entries that name it
+	subdirs  int    // children that are directories
 	parent   *Inode
 	name     string
 	children map[string]*Inode
