@@ -32,12 +32,18 @@ var (
 	_ Fsyncer   = (*MemRegularFile)(nil)
 )
 
-// Open implements Opener: no handle is needed.
+// Open implements Opener: no handle is needed. A file without any write
+// permission bit is read-only, even for root.
 func (f *MemRegularFile) Open(ctx context.Context, flags uint32) (FileHandle, uint32, syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		if f.Attr.Mode&0o222 == 0 {
+			return nil, 0, syscall.EPERM
+		}
+	}
 	if flags&syscall.O_TRUNC != 0 {
-		f.mu.Lock()
 		f.Data = f.Data[:0]
-		f.mu.Unlock()
 	}
 	return nil, 0, 0
 }
