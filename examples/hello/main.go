@@ -28,12 +28,12 @@ func main() {
 	if len(os.Args) != 2 {
 		log.Fatal("usage: hello MOUNTPOINT")
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	s, err := nodefs.Mount(os.Args[1], &root{}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	s.Wait(ctx)
 	s.Unmount()
 }

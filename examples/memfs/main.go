@@ -62,12 +62,12 @@ func main() {
 	if len(os.Args) != 2 {
 		log.Fatal("usage: memfs MOUNTPOINT")
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	s, err := nodefs.Mount(os.Args[1], &dir{}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	s.Wait(ctx)
 	s.Unmount()
 }
