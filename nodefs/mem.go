@@ -18,7 +18,7 @@ import (
 // guarded by the file's own lock.
 type MemRegularFile struct {
 	Inode
-	mu   sync.Mutex
+	mu   sync.RWMutex // reads share it
 	Data []byte
 	Attr Attr
 }
@@ -50,8 +50,8 @@ func (f *MemRegularFile) Open(ctx context.Context, flags uint32) (FileHandle, ui
 
 // Read implements Reader.
 func (f *MemRegularFile) Read(ctx context.Context, fh FileHandle, dest []byte, off int64) (int, syscall.Errno) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	if off >= int64(len(f.Data)) {
 		return 0, 0
 	}
@@ -71,8 +71,8 @@ func (f *MemRegularFile) Write(ctx context.Context, fh FileHandle, data []byte, 
 
 // Getattr implements Getattrer.
 func (f *MemRegularFile) Getattr(ctx context.Context, fh FileHandle, out *AttrOut) syscall.Errno {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	out.Attr = f.Attr
 	out.Attr.Mode = f.StableAttr().Mode | f.Attr.Mode&0o7777
 	out.Attr.Nlink = f.Nlink()
