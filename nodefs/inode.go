@@ -53,9 +53,10 @@ const autoIno = 1 << 63
 type tree struct {
 	// mu guards every inode's refs, slot, links, parent, name and children, and the
 	// fields below. One lock: tree changes are rare next to reads.
-	mu      sync.Mutex
-	root    *Inode
-	byIno   map[uint64]*Inode
+	mu    sync.Mutex
+	root  *Inode
+	byIno map[uint64]*Inode // inodes by the numbers filesystems chose
+
 	nextIno uint64
 	files   handleTable
 	slots   slotTable
@@ -191,7 +192,9 @@ func (t *tree) register(ch *Inode) {
 	if ch.slot == 0 {
 		t.slots.take(ch)
 	}
-	if t.byIno[ch.stable.Ino] == nil {
+	// Numbers the tree picked are never picked twice: only a filesystem's
+	// own numbers need finding.
+	if ch.stable.Ino < autoIno && t.byIno[ch.stable.Ino] == nil {
 		t.byIno[ch.stable.Ino] = ch
 	}
 }
