@@ -39,7 +39,7 @@ type Entry struct {
 	// Generation distinguishes reuses of one inode number.
 	Generation uint64
 	// Attr holds the inode's attributes.
-	Attr wire.Attr
+	Attr Attr
 	// EntryTimeout and AttrTimeout say how long the kernel may cache the
 	// name and the attributes. The server fills in its defaults before the
 	// call; a filesystem may change them.
@@ -48,7 +48,7 @@ type Entry struct {
 
 // AttrOut is the answer to GETATTR and SETATTR.
 type AttrOut struct {
-	Attr wire.Attr
+	Attr Attr
 	// Timeout says how long the kernel may cache Attr; prefilled with the
 	// server default.
 	Timeout time.Duration
@@ -56,7 +56,7 @@ type AttrOut struct {
 
 // StatxOut is the answer to STATX.
 type StatxOut struct {
-	Stat wire.Statx
+	Stat Statx
 	// Timeout says how long the kernel may cache the attributes;
 	// prefilled with the server default.
 	Timeout time.Duration
@@ -75,6 +75,14 @@ type OpenOut struct {
 	// the server was started with passthrough enabled.
 	PassthroughFd int
 }
+
+// Attr is an inode's attributes, as in struct fuse_attr: what stat(2)
+// shows. Times are seconds and nanoseconds since the epoch; Mode holds the
+// file type bits (syscall.S_IFREG, ...) and the permissions.
+type Attr = wire.Attr
+
+// Statx is the answer to STATX, as in struct fuse_statx.
+type Statx = wire.Statx
 
 // SetAttrIn is a SETATTR request: Valid holds FATTR_* bits saying which
 // fields to change.
@@ -326,3 +334,23 @@ type (
 type KernelChecked interface {
 	KernelChecksPermissions() bool
 }
+
+// Open flags an Opener, DirOpener or Creater may set in OpenOut.Flags
+// (FOPEN_* in the kernel header), so that no filesystem needs the wire
+// package for them.
+const (
+	FOPEN_DIRECT_IO   = wire.FOPEN_DIRECT_IO   // bypass the page cache
+	FOPEN_KEEP_CACHE  = wire.FOPEN_KEEP_CACHE  // keep cached pages at open
+	FOPEN_NONSEEKABLE = wire.FOPEN_NONSEEKABLE // the file cannot seek
+	FOPEN_CACHE_DIR   = wire.FOPEN_CACHE_DIR   // cache the listing (OPENDIR)
+)
+
+// SETATTR bits of SetAttrIn.Valid (FATTR_* in the kernel header).
+const (
+	FATTR_MODE  = wire.FATTR_MODE
+	FATTR_UID   = wire.FATTR_UID
+	FATTR_GID   = wire.FATTR_GID
+	FATTR_SIZE  = wire.FATTR_SIZE
+	FATTR_ATIME = wire.FATTR_ATIME
+	FATTR_MTIME = wire.FATTR_MTIME
+)

@@ -1,7 +1,12 @@
 module ringfuse/bench
 
-go 1.26
+go 1.26.0
 
 require github.com/hanwen/go-fuse/v2 v2.12.1
 
-require golang.org/x/sys v0.28.0
+require (
+	golang.org/x/sys v0.50.0
+	ringfuse v0.0.0
+)
+
+replace ringfuse => ..

@@ -43,7 +43,7 @@ func (d *dirWriter) put(n int) bool {
 }
 
 func (d *dirWriter) AddEntry(name string, e *ringfuse.Entry, off uint64) bool {
-	if !d.plus || name == "." || name == ".." || e == nil || e.Node == nil {
+	if !d.plus || name == "." || name == ".." || e == nil || e.Node == nil || entryKey(e) == (ringfuse.InodeKey{}) {
 		// The kernel neither instantiates nor counts "." and "..".
 		var ino uint64
 		var mode uint32

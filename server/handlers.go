@@ -97,6 +97,9 @@ func (w *Worker) putEntry(out []byte) (int, syscall.Errno) {
 			w.s.ops.forget(e.Node) // the reference the entry carried
 		}
 		e.Node = nil
+		if err == errNoInode {
+			return 0, syscall.EIO
+		}
 		return 0, syscall.ENOMEM
 	}
 	e.Node = nil // do not keep the filesystem's node alive from here

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -237,14 +238,26 @@ func (t *nodeTable) get(id uint64) (ringfuse.Node, bool) {
 	return n, true
 }
 
+// errNoInode: an entry with neither Key nor Attr.Ino. Keyed as zero, every
+// such entry would be one kernel node, every name an alias of the first.
+var errNoInode = errors.New("entry has neither Key nor Attr.Ino: refused, or every such name would alias one inode")
+
+// entryKey returns the key that identifies e's inode.
+func entryKey(e *ringfuse.Entry) ringfuse.InodeKey {
+	if e.Key == (ringfuse.InodeKey{}) {
+		return ringfuse.InodeKey{Ino: e.Attr.Ino}
+	}
+	return e.Key
+}
+
 // ref counts one lookup of the inode e describes and returns its node ID,
 // making a kernel node if the table holds none for e's key. dup is true
 // when the table already had one; a NodeTable filesystem then gets e.Node's
 // reference back (Server.refEntry).
 func (t *nodeTable) ref(e *ringfuse.Entry) (id uint64, dup bool, err error) {
-	k := e.Key
+	k := entryKey(e)
 	if k == (ringfuse.InodeKey{}) {
-		k.Ino = e.Attr.Ino
+		return 0, false, errNoInode
 	}
 	h := hashKey(k)
 	si := int(h >> (64 - shardBits))

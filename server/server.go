@@ -113,6 +113,7 @@ type Server struct {
 	forgetUnknown atomic.Uint64
 	peakLive      atomic.Int64
 	disconnected  atomic.Bool // the connection has ended: see Disconnect
+	noInoLogged   atomic.Bool // an entry without inode number was logged
 
 	conn     atomic.Pointer[connState]
 	initOnce sync.Once
@@ -285,7 +286,11 @@ func (s *Server) forgetNode(id, nlookup uint64) {
 // reference stays with the caller.
 func (s *Server) refEntry(e *ringfuse.Entry) (uint64, error) {
 	id, dup, err := s.nodes.ref(e)
-	if err != nil {
+	if err == errNoInode {
+		if !s.noInoLogged.Swap(true) {
+			s.log.Printf("%v (answering EIO; logged once)", err)
+		}
+	} else if err != nil {
 		s.log.Printf("no kernel node for inode %d: %v", e.Attr.Ino, err)
 	}
 	if dup && s.ops.table != nil {

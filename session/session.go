@@ -50,11 +50,16 @@ type Session struct {
 }
 
 // Mount mounts fsys on dir, starts serving it and waits until the kernel's
-// INIT has been answered, so the mount is usable when Mount returns. The
+// INIT has been answered, so the mount is usable when Mount returns. It
+// refuses a filesystem with a method named like an operation that the
+// server would not call ([ringfuse.Check]). The
 // caller must call Unmount. For a filesystem that is [ringfuse.KernelChecked],
 // a mount that users other than this process can reach (AllowOther, or a
 // UserID or GroupID of another user) brings DefaultPermissions with it.
 func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error) {
+	if err := ringfuse.Check(fsys); err != nil {
+		return nil, err
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
