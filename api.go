@@ -354,3 +354,12 @@ const (
 	FATTR_ATIME = wire.FATTR_ATIME
 	FATTR_MTIME = wire.FATTR_MTIME
 )
+
+// Flags of Renamer.Rename, as RENAME2 carries them (RENAME_* in the
+// kernel's uapi fcntl.h; named here so that code using them builds on
+// every system).
+const (
+	RENAME_NOREPLACE = 1 << 0 // fail with EEXIST if the target exists
+	RENAME_EXCHANGE  = 1 << 1 // swap the two names
+	RENAME_WHITEOUT  = 1 << 2 // leave a whiteout at the source
+)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"ringfuse"
 	"ringfuse/session"
 	"ringfuse/wire"
@@ -408,13 +406,13 @@ func (b *bridge) Rename(ctx context.Context, parent ringfuse.Node, name string, 
 		p.subdirs--
 	}
 	delete(p.children, name)
-	if flags&unix.RENAME_EXCHANGE != 0 && dst != nil {
+	if flags&ringfuse.RENAME_EXCHANGE != 0 && dst != nil {
 		t.link(p, name, dst)
 	}
 	src.parent, src.name = np, newName
 	if dst != nil && dst.parent == np && dst.name == newName {
 		dst.parent, dst.name = nil, ""
-		if flags&unix.RENAME_EXCHANGE != 0 {
+		if flags&ringfuse.RENAME_EXCHANGE != 0 {
 			dst.parent, dst.name = p, name
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"ringfuse"
 )
 
@@ -263,14 +261,14 @@ func (d *MemDir) Link(ctx context.Context, target InodeEmbedder, name string, ou
 
 // Statfs implements Statfser: like tmpfs, half the machine's memory.
 func (d *MemDir) Statfs(ctx context.Context, out *StatFS) syscall.Errno {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
+	total, free, ok := memory()
+	if !ok {
 		return syscall.EIO
 	}
 	const bsize = 4096
 	out.Bsize, out.Frsize, out.Namelen = bsize, bsize, nameMax
-	out.Blocks = uint64(si.Totalram) * uint64(si.Unit) / 2 / bsize
-	out.Bfree = min(out.Blocks, uint64(si.Freeram)*uint64(si.Unit)/bsize)
+	out.Blocks = total / 2 / bsize
+	out.Bfree = min(out.Blocks, free/bsize)
 	out.Bavail = out.Bfree
 	return 0
 }
@@ -319,9 +317,9 @@ func (d *MemDir) Rename(ctx context.Context, name string, newParent InodeEmbedde
 	switch {
 	case src == nil:
 		return syscall.ENOENT
-	case flags&unix.RENAME_NOREPLACE != 0 && dst != nil:
+	case flags&ringfuse.RENAME_NOREPLACE != 0 && dst != nil:
 		return syscall.EEXIST
-	case flags&unix.RENAME_EXCHANGE != 0:
+	case flags&ringfuse.RENAME_EXCHANGE != 0:
 		if dst == nil {
 			return syscall.ENOENT
 		}
