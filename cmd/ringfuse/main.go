@@ -1,5 +1,5 @@
 // Command ringfuse mounts a directory through the ringfuse FUSE server,
-// over /dev/fuse or FUSE-over-io_uring, and runs the project's studies.
+// over /dev/fuse or FUSE-over-io_uring.
 //
 //	ringfuse mount [-o OPTIONS] [--stats] SOURCE MOUNTPOINT
 package main
@@ -16,11 +16,6 @@ Usage:
       Serve the directory SOURCE at MOUNTPOINT (a passthrough filesystem), in
       the foreground, until SIGINT or SIGTERM unmounts it. SIGUSR1 prints
       statistics to standard error. Run "ringfuse mount --help" for options.
-  ringfuse forget-study [-inodes N] [-runs N] [-policies LIST] [-q-depth N] [-out DIR]
-      Measure FORGET storms (drop_caches of N instantiated inodes) next to a
-      4k fio read workload, over /dev/fuse and io_uring, on this kernel; write
-      report.md, results.json and SVG plots to DIR. Needs root and fio. Run
-      "ringfuse forget-study -h" for all flags.
   ringfuse help
       Show this text.
 `
@@ -34,8 +29,6 @@ func main() {
 	switch os.Args[1] {
 	case "mount":
 		err = runMount(os.Args[2:])
-	case "forget-study":
-		err = runForgetStudy(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 		return

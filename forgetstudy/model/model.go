@@ -69,7 +69,7 @@ const (
 	NameSmallEnts             = "model-small-ents"
 )
 
-// Names lists the model policies in registration order.
+// Names lists the model policies in the order of Policies.
 var Names = []string{NameDevFuse, NameUringForgetsOnDevFuse, NamePatchV3, NameBatched, NameCapped, NameBatchedCap, NameHeldBack, NameSmallEnts}
 
 // Settings of the model runs.
@@ -131,10 +131,14 @@ func Policies() []Policy {
 	}
 }
 
-func init() {
+// All returns the model policies as forgetstudy policies, for
+// forgetstudy.Pick.
+func All() []forgetstudy.Policy {
+	var ps []forgetstudy.Policy
 	for _, p := range Policies() {
-		forgetstudy.Register(p)
+		ps = append(ps, p)
 	}
+	return ps
 }
 
 // possibleCPUs counts /sys/devices/system/cpu/possible, as the ring

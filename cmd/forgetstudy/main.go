@@ -1,3 +1,7 @@
+// Command forgetstudy measures FORGET storms next to a 4k read workload,
+// on the running kernel (real-kernel policies) and on the kernel model
+// (model policies): the research tool behind docs/forget-over-io_uring.md.
+// kernel/study runs it in a VM on the patched kernel.
 package main
 
 import (
@@ -13,26 +17,26 @@ import (
 	"time"
 
 	"ringfuse/forgetstudy"
-	// The model policies (model-devfuse, model-uring-forgets-on-devfuse,
-	// model-patch-v3, model-batched, model-capped, model-batched-capped,
-	// model-held-back, model-small-ents): -policies model runs them,
-	// -policies all runs them too.
 	"ringfuse/forgetstudy/model"
 )
 
-const studyUsage = `Usage: ringfuse forget-study [flags]
+const studyUsage = `Usage: forgetstudy [flags]
 
 Measures FORGET storms next to a 4k read workload on the running kernel:
 for each policy it serves a passthrough of a backing tree in-process,
 instantiates -inodes files through the mount, runs fio (4k randread,
-O_DIRECT, psync, QD1, 64 MiB file) once for a baseline and once while
-"sync; echo 2 > /proc/sys/vm/drop_caches" evicts every inode, and records
+O_DIRECT, one reader per CPU at -read-depth, 64 MiB file) once for a
+baseline and once while -evict evicts every inode (drop_caches: "sync;
+echo 2 > /proc/sys/vm/drop_caches"; unlink: one unlinking thread per CPU;
+cgroup: memory.high=0 on a cgroup v2 that looked the files up), and records
 forgets, forget messages and syscalls per forget, drain time, read p50/p99
 in the first 100 ms, first 1 s and whole storm, and memory over time.
 Policies alternate run by run; cells are medians [min–max].
 
 Needs root, fio in PATH, and for the ring policies the fuse module
-parameter enable_uring=Y. Other processes dropping caches during a run
+parameter enable_uring=Y; the series' variants (v3-*) need the patched
+kernel's module parameters (kernel/study runs the study there) and are
+skipped elsewhere. Other processes dropping caches during a run
 disturb it (the report notes it). Writes report.md, results.json and
 live-nodes.svg, rss.svg, read-p99.svg into -out; progress goes to
 standard error.
@@ -43,9 +47,16 @@ Policies (-policies, comma separated; "all" runs every policy below,
 Flags:
 `
 
-// runForgetStudy implements "ringfuse forget-study".
+func main() {
+	if err := runForgetStudy(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "forgetstudy: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// runForgetStudy runs the study the flags in args describe.
 func runForgetStudy(args []string) error {
-	fs := flag.NewFlagSet("forget-study", flag.ContinueOnError)
+	fs := flag.NewFlagSet("forgetstudy", flag.ContinueOnError)
 	var (
 		inodes   = fs.Int("inodes", forgetstudy.DefaultInodes, "files instantiated and evicted per storm (a million works)")
 		runs     = fs.Int("runs", forgetstudy.DefaultRuns, "runs per policy, alternating policies")
@@ -60,12 +71,14 @@ func runForgetStudy(args []string) error {
 		workDir  = fs.String("workdir", "", "backing tree, mount point and fio logs; kept for reuse (default $TMPDIR/ringfuse-forgetstudy)")
 		clean    = fs.Bool("clean", false, "remove the work directory at the end")
 		fio      = fs.String("fio", "fio", "fio binary")
-		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (model policies; fio runs at depth 1)")
+		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
+		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
+		rJobs    = fs.Int("read-jobs", 0, "fio readers (0: one per CPU)")
 		mCPUs    = fs.Int("model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
 	)
 	fs.Usage = func() {
 		var b strings.Builder
-		for _, p := range forgetstudy.Policies() {
+		for _, p := range allPolicies() {
 			fmt.Fprintf(&b, "  %-26s %s: %s\n", p.Name(), p.Kind(), forgetstudy.Describe(p))
 		}
 		fmt.Fprintf(fs.Output(), studyUsage, b.String())
@@ -79,26 +92,30 @@ func runForgetStudy(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("forget-study: unexpected arguments %q", fs.Args())
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	names := strings.Split(*policies, ",")
 	switch *policies {
 	case "all":
 		names = nil
-		for _, p := range forgetstudy.Policies() {
+		for _, p := range allPolicies() {
 			names = append(names, p.Name())
 		}
 	case "model":
 		names = model.Names
 	}
-	pols, err := forgetstudy.PoliciesByName(names)
+	if *policies == "" {
+		names = forgetstudy.DefaultPolicies
+	}
+	pols, err := forgetstudy.Pick(allPolicies(), names)
 	if err != nil {
 		return err
 	}
 	p := forgetstudy.Params{
 		Inodes:       *inodes,
 		QueueDepth:   *qDepth,
-		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth},
+		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
+		Evict:        *evict,
 		ModelCPUs:    *mCPUs,
 		Warmup:       *warmup,
 		Baseline:     *baseline,
@@ -118,16 +135,21 @@ func runForgetStudy(args []string) error {
 
 	start := time.Now()
 	rep, runErr := forgetstudy.Run(ctx, p, pols)
-	rep.Env.Command = "ringfuse forget-study " + strings.Join(args, " ")
+	rep.Env.Command = "forgetstudy " + strings.Join(args, " ")
 	if err := rep.WriteDir(*out); err != nil {
 		return errors.Join(runErr, fmt.Errorf("write report: %w", err))
 	}
 	abs, _ := filepath.Abs(*out)
-	fmt.Fprintf(os.Stderr, "forget-study: %d runs in %.0fs; report in %s\n", len(rep.Runs), time.Since(start).Seconds(), filepath.Join(abs, "report.md"))
+	fmt.Fprintf(os.Stderr, "forgetstudy: %d runs in %.0fs; report in %s\n", len(rep.Runs), time.Since(start).Seconds(), filepath.Join(abs, "report.md"))
 	if *clean {
 		if err := os.RemoveAll(rep.Params.WorkDir); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
 	}
 	return runErr
+}
+
+// allPolicies lists the real-kernel policies, then the model ones.
+func allPolicies() []forgetstudy.Policy {
+	return append(forgetstudy.RealKernelPolicies(), model.All()...)
 }
