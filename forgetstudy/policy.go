@@ -194,6 +194,9 @@ type Params struct {
 	// machine a model policy models. Zero means the possible CPUs of this
 	// machine. Real-kernel policies ignore it.
 	ModelCPUs int
+	// ModelEvictRate is each evicting task's evictions per second in
+	// model policies (kmodel Storm.Rate). Zero means kmodel's default.
+	ModelEvictRate float64
 	// Runs is the number of runs of each policy. Zero means 3.
 	Runs int
 	// Evict is how the inodes are evicted: one of [EvictModes]. Empty

@@ -473,6 +473,7 @@ func (k *kernelPolicy) storm(ctx context.Context, p Params, sess *session.Sessio
 	after := takeSnapshot(srv, sess.Ring())
 	res.PreCounts, res.StormCounts = countersBetween(pre, before), countersBetween(before, after)
 	res.Ents = tr.stop()
+	res.EntriesHeldMean, res.EntriesHeldMax = res.Ents.Mean, res.Ents.Max
 	select {
 	case <-w.done:
 	case <-ctx.Done():

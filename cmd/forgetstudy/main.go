@@ -72,6 +72,7 @@ func runForgetStudy(args []string) error {
 		clean    = fs.Bool("clean", false, "remove the work directory at the end")
 		fio      = fs.String("fio", "fio", "fio binary")
 		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
+		mRate    = fs.Float64("model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
 		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
 		rJobs    = fs.Int("read-jobs", 0, "fio readers (0: one per CPU)")
 		mCPUs    = fs.Int("model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
@@ -112,17 +113,18 @@ func runForgetStudy(args []string) error {
 		return err
 	}
 	p := forgetstudy.Params{
-		Inodes:       *inodes,
-		QueueDepth:   *qDepth,
-		Read:         forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
-		Evict:        *evict,
-		ModelCPUs:    *mCPUs,
-		Warmup:       *warmup,
-		Baseline:     *baseline,
-		StormDelay:   *delay,
-		DrainTimeout: *drainTO,
-		Runs:         *runs,
-		WorkDir:      *workDir,
+		Inodes:         *inodes,
+		QueueDepth:     *qDepth,
+		Read:           forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
+		Evict:          *evict,
+		ModelCPUs:      *mCPUs,
+		ModelEvictRate: *mRate,
+		Warmup:         *warmup,
+		Baseline:       *baseline,
+		StormDelay:     *delay,
+		DrainTimeout:   *drainTO,
+		Runs:           *runs,
+		WorkDir:        *workDir,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		},
