@@ -158,7 +158,12 @@ func (k *kernelPolicy) Run(ctx context.Context, p Params) (res Result, err error
 		return res, err
 	}
 	defer fsys.Close()
-	so := &session.Options{}
+	// The ring channel raises GOMAXPROCS for its threads, and it stays
+	// raised: put it back, so that a /dev/fuse run after a ring run gets
+	// the same readers as the first.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	res.DevReaders = max(4, runtime.GOMAXPROCS(0)) // devfuse.Options' default
+	so := &session.Options{Readers: res.DevReaders}
 	if k.uring {
 		so.Uring = &ring.Options{QueueDepth: p.QueueDepth, ForgetCommit: k.forgetCommit, SmallEntries: k.small}
 	}
@@ -173,7 +178,6 @@ func (k *kernelPolicy) Run(ctx context.Context, p Params) (res Result, err error
 		}
 	}
 	srv := sess.Server()
-	res.DevReaders = max(4, runtime.GOMAXPROCS(0)) // devfuse.Options' default
 	res.DevBufBytes = int64(res.DevReaders) * int64(srv.ReadBufferSize()+srv.ReplyBufferSize())
 	return k.measure(ctx, p, sess, ev, mnt, logs, res)
 }
