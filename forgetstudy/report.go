@@ -75,6 +75,9 @@ const (
 	MThreads        = "threads_peak"
 	MDevReaders     = "dev_readers"
 	MDevBuf         = "dev_buffer_bytes"
+	// MRingEntersPerFgt is the io_uring_enter calls attributed to
+	// forgets, per forget, where the channel or model can attribute them.
+	MRingEntersPerFgt = "ring_enters_per_forget"
 )
 
 // lat returns the latency percentile as float ns, NaN without data.
@@ -129,7 +132,7 @@ var metricFns = map[string]func(r *Result) float64{
 	MXCommits: func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.RingCommits) }) },
 	MXDevMsgs: func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.DevMsgs) }) },
 	MSlabPerFgt: func(r *Result) float64 {
-		if r.SUnreclaimBefore < 0 || r.SUnreclaimPeak < 0 || r.Forgets == 0 {
+		if r.SUnreclaimBefore <= 0 || r.SUnreclaimPeak <= 0 || r.Forgets == 0 {
 			return math.NaN()
 		}
 		return float64(r.SUnreclaimPeak-r.SUnreclaimBefore) / float64(r.Forgets)

@@ -209,3 +209,38 @@ func TestEvictModes(t *testing.T) {
 		t.Errorf("defaults: evict %q, jobs %d", p.Evict, p.Read.Jobs)
 	}
 }
+
+func TestWriteModelError(t *testing.T) {
+	sum := func(name string, kv map[string]float64) Summary {
+		s := Summary{Policy: name, Runs: 3, Metrics: map[string]Spread{}}
+		for k, v := range kv {
+			s.Metrics[k] = SpreadOf([]float64{v})
+		}
+		return s
+	}
+	nan := math.NaN()
+	real := map[string]Summary{
+		NameDevFuse:           sum(NameDevFuse, map[string]float64{MDevPerMsg: 6, MMsgsPerForget: nan}),
+		NameUringForgetCommit: sum(NameUringForgetCommit, map[string]float64{MMsgsPerForget: 1, MXEnters: 0.125, MHeldMax: 0}),
+	}
+	model := map[string]Summary{
+		"model-devfuse":  sum("model-devfuse", map[string]float64{MDevPerMsg: 2, MMsgsPerForget: nan}),
+		"model-patch-v3": sum("model-patch-v3", map[string]float64{MMsgsPerForget: 1, MRingEntersPerFgt: 0.25, MHeldMax: 0}),
+	}
+	var b strings.Builder
+	WriteModelError(&b, real, model)
+	out := b.String()
+	for _, want := range []string{
+		"| devfuse / model-devfuse | forgets per /dev/fuse msg | 6.00 | 2.00 | 0.333× |",
+		"| uring-forget-commit / model-patch-v3 | ring msgs per forget | 1.00 | 1.00 | 1.00× |",
+		"| uring-forget-commit / model-patch-v3 | io_uring_enter per forget | 0.125 | 0.25 | 2.00× |",
+		"| uring-forget-commit / model-patch-v3 | entries holding forgets, max | 0 | 0 | = |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing row %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "devfuse / model-devfuse | ring msgs") {
+		t.Errorf("a count missing on both sides has a row:\n%s", out)
+	}
+}

@@ -72,6 +72,7 @@ func runForgetStudy(args []string) error {
 		clean    = fs.Bool("clean", false, "remove the work directory at the end")
 		fio      = fs.String("fio", "fio", "fio binary")
 		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
+		compare  = fs.String("compare", "", "REAL.json,MODEL.json: print the model's error against the real kernel's counts (two results.json files) and exit")
 		mRate    = fs.Float64("model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
 		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
 		rJobs    = fs.Int("read-jobs", 0, "fio readers (0: one per CPU)")
@@ -94,6 +95,9 @@ func runForgetStudy(args []string) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *compare != "" {
+		return compareReports(*compare)
 	}
 	names := strings.Split(*policies, ",")
 	switch *policies {
@@ -154,4 +158,22 @@ func runForgetStudy(args []string) error {
 // allPolicies lists the real-kernel policies, then the model ones.
 func allPolicies() []forgetstudy.Policy {
 	return append(forgetstudy.RealKernelPolicies(), model.All()...)
+}
+
+// compareReports prints the model's error table for "REAL.json,MODEL.json".
+func compareReports(arg string) error {
+	a, b, ok := strings.Cut(arg, ",")
+	if !ok {
+		return fmt.Errorf("-compare %q: want REAL.json,MODEL.json", arg)
+	}
+	real, err := forgetstudy.ReadSummaries(a)
+	if err != nil {
+		return err
+	}
+	model, err := forgetstudy.ReadSummaries(b)
+	if err != nil {
+		return err
+	}
+	forgetstudy.WriteModelError(os.Stdout, real, model)
+	return nil
 }
