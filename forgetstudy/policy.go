@@ -197,6 +197,11 @@ type Params struct {
 	// ModelEvictRate is each evicting task's evictions per second in
 	// model policies (kmodel Storm.Rate). Zero means kmodel's default.
 	ModelEvictRate float64
+	// ModelEvictBurst is the forgets an evicting task queues per hold of
+	// the model connection's lock (kmodel Storm.Burst): the forgets the
+	// kernel queues while a woken /dev/fuse reader is still being
+	// scheduled. Zero means kmodel's default (1).
+	ModelEvictBurst int
 	// Runs is the number of runs of each policy. Zero means 3.
 	Runs int
 	// Evict is how the inodes are evicted: one of [EvictModes]. Empty

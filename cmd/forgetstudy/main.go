@@ -74,6 +74,7 @@ func runForgetStudy(args []string) error {
 		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
 		compare  = fs.String("compare", "", "REAL.json,MODEL.json: print the model's error against the real kernel's counts (two results.json files) and exit")
 		mRate    = fs.Float64("model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
+		mBurst   = fs.Int("model-evict-burst", 0, "model policies: forgets an evicting task queues per lock hold (0: kmodel's default, 1)")
 		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
 		rJobs    = fs.Int("read-jobs", 0, "fio readers (0: one per CPU)")
 		mCPUs    = fs.Int("model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
@@ -117,18 +118,19 @@ func runForgetStudy(args []string) error {
 		return err
 	}
 	p := forgetstudy.Params{
-		Inodes:         *inodes,
-		QueueDepth:     *qDepth,
-		Read:           forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
-		Evict:          *evict,
-		ModelCPUs:      *mCPUs,
-		ModelEvictRate: *mRate,
-		Warmup:         *warmup,
-		Baseline:       *baseline,
-		StormDelay:     *delay,
-		DrainTimeout:   *drainTO,
-		Runs:           *runs,
-		WorkDir:        *workDir,
+		Inodes:          *inodes,
+		QueueDepth:      *qDepth,
+		Read:            forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
+		Evict:           *evict,
+		ModelCPUs:       *mCPUs,
+		ModelEvictRate:  *mRate,
+		ModelEvictBurst: *mBurst,
+		Warmup:          *warmup,
+		Baseline:        *baseline,
+		StormDelay:      *delay,
+		DrainTimeout:    *drainTO,
+		Runs:            *runs,
+		WorkDir:         *workDir,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		},

@@ -469,7 +469,7 @@ func (r *rig) storm(ctx context.Context, prm forgetstudy.Params, rd *readers, re
 	res.EndNodes = r.srv.NodesAlive()
 	prm.Logf("evicted %d nodes in %v", nEvicted, res.DropCaches.Round(time.Microsecond))
 	r.count(&res, before, drain, end, trigger, drainAt, nEvicted, prm.QueueDepth)
-	res.Notes = append(res.Notes, fmt.Sprintf("model eviction (%s): %d task(s), %.0f evictions/s each (0: kmodel's default %d)", prm.Evict, len(storm.CPUs), storm.Rate, kmodel.DefaultEvictRate))
+	res.Notes = append(res.Notes, fmt.Sprintf("model eviction (%s): %d task(s), %.0f evictions/s each (0: kmodel's default %d), %d per lock hold (0: %d)", prm.Evict, len(storm.CPUs), storm.Rate, kmodel.DefaultEvictRate, storm.Burst, kmodel.DefaultEvictBurst))
 
 	ios := rd.ios()
 	st, pre, trig := rd.start.UnixNano(), preAt.UnixNano(), trigger.UnixNano()
@@ -492,7 +492,7 @@ func (r *rig) storm(ctx context.Context, prm forgetstudy.Params, rd *readers, re
 // (memory.high written by one task) evict from one task on CPU 0, unlink
 // from one task per CPU.
 func evictStorm(prm forgetstudy.Params, nq int) kmodel.Storm {
-	s := kmodel.Storm{CPUs: []int{0}, Rate: prm.ModelEvictRate}
+	s := kmodel.Storm{CPUs: []int{0}, Rate: prm.ModelEvictRate, Burst: prm.ModelEvictBurst}
 	if prm.Evict == forgetstudy.EvictUnlink {
 		s.CPUs = make([]int, nq)
 		for i := range s.CPUs {
