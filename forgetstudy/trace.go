@@ -59,6 +59,8 @@ type EntsSummary struct {
 	Mean, Max float64
 	// MaxWaiting is the most forgets waiting on one queue's list.
 	MaxWaiting int
+	// Queues is the number of ring queues whose entries took forgets.
+	Queues int
 }
 
 // parseForgetEnts reads trace text ("... 123.456789: fuse_uring_forget_ents:
@@ -101,6 +103,9 @@ func parseForgetEnts(r io.Reader) EntsSummary {
 		tPrev = ts
 		s.Events++
 		q := kv["connection"] + "/" + kv["qid"]
+		if _, seen := perQ[q]; !seen {
+			s.Queues++
+		}
 		total += ents - perQ[q]
 		perQ[q] = ents
 		s.Max = max(s.Max, float64(total))

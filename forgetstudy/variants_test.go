@@ -110,8 +110,8 @@ func TestParseForgetEnts(t *testing.T) {
  other-1 [000] ..... 10.005000: sched_switch: prev=a next=b
 `
 	s := parseForgetEnts(strings.NewReader(trace))
-	if s.Events != 4 || s.Max != 3 || s.MaxWaiting != 100 {
-		t.Fatalf("got %+v, want 4 events, max 3, 100 waiting", s)
+	if s.Events != 4 || s.Max != 3 || s.MaxWaiting != 100 || s.Queues != 2 {
+		t.Fatalf("got %+v, want 4 events, max 3, 100 waiting, 2 queues", s)
 	}
 	// 1 for 1 ms, 3 for 1 ms, 2 for 2 ms over 4 ms.
 	if want := (1 + 3 + 4) / 4.0; math.Abs(s.Mean-want) > 1e-9 {
