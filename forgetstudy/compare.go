@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -29,24 +30,34 @@ var ModelPairs = [][2]string{
 // and the most ring entries holding forgets.
 var compareCounts = []struct{ label, real, model string }{
 	{"forgets per /dev/fuse msg", MDevPerMsg, MDevPerMsg},
-	{"ring msgs per forget", MMsgsPerForget, MMsgsPerForget},
+	{"forget msgs per forget (both paths)", MMsgsPerForget, MMsgsPerForget},
 	{"ring CQEs+commits per forget", MRingOpsPerFgt, MRingOpsPerFgt},
 	{"io_uring_enter per forget", MXEnters, MRingEntersPerFgt},
 	{"entries holding forgets, max", MHeldMax, MHeldMax},
 }
 
-// ReadSummaries reads the summaries of a results.json.
-func ReadSummaries(path string) (map[string]Summary, error) {
+// ReadReport reads a results.json back into a report.
+func ReadReport(path string) (*Report, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var doc struct{ Summaries []Summary }
-	if err := json.Unmarshal(b, &doc); err != nil {
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return &rep, nil
+}
+
+// ReadSummaries reads the runs of a results.json and summarizes them
+// anew, so that metrics added since the study ran are there too.
+func ReadSummaries(path string) (map[string]Summary, error) {
+	rep, err := ReadReport(path)
+	if err != nil {
+		return nil, err
+	}
 	m := map[string]Summary{}
-	for _, s := range doc.Summaries {
+	for _, s := range rep.Summaries() {
 		m[s.Policy] = s
 	}
 	return m, nil
@@ -64,7 +75,7 @@ func WriteModelError(w io.Writer, real, model map[string]Summary) {
 			continue
 		}
 		for _, c := range compareCounts {
-			a, b := r.Metrics[c.real].Median, m.Metrics[c.model].Median
+			a, b := median(r.Metrics[c.real]), median(m.Metrics[c.model])
 			if !finite(a) && !finite(b) {
 				continue
 			}
@@ -85,4 +96,12 @@ func modelRatio(a, b float64) string {
 		return "∞"
 	}
 	return trimFloat(b/a) + "×"
+}
+
+// median is s's median, NaN without data.
+func median(s Spread) float64 {
+	if s.N == 0 {
+		return math.NaN()
+	}
+	return s.Median
 }

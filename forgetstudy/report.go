@@ -110,6 +110,16 @@ func slab(n int64) float64 {
 	return float64(n)
 }
 
+// held returns an entries-held figure, NaN for a real-kernel run whose
+// forgets took the ring without the fuse_uring_forget_ents trace (patch
+// v3's mode, or a kernel without the tracepoint): unknown, not zero.
+func held(r *Result, v float64) float64 {
+	if r.Kind == KindRealKernel && r.RingForgetMsgs > 0 && r.Ents.Events == 0 {
+		return math.NaN()
+	}
+	return v
+}
+
 // excess returns the storm span's count beyond the pre-trigger rate, per
 // forget (see [Excess]).
 func excess(r *Result, f func(c Counters) float64) float64 {
@@ -148,8 +158,8 @@ var metricFns = map[string]func(r *Result) float64{
 	MMsgsPerForget: func(r *Result) float64 { return r.MessagesPerForget() },
 	MSysPerForget:  func(r *Result) float64 { return r.SyscallsPerForget() },
 	MRingOpsPerFgt: func(r *Result) float64 { return r.RingOpsPerForget() },
-	MHeldMean:      func(r *Result) float64 { return r.EntriesHeldMean },
-	MHeldMax:       func(r *Result) float64 { return r.EntriesHeldMax },
+	MHeldMean:      func(r *Result) float64 { return held(r, r.EntriesHeldMean) },
+	MHeldMax:       func(r *Result) float64 { return held(r, r.EntriesHeldMax) },
 	MInstantiated:  func(r *Result) float64 { return float64(r.Instantiated) },
 	MInstTime:      func(r *Result) float64 { return float64(r.InstantiateTime) },
 	MDropCaches:    func(r *Result) float64 { return float64(r.DropCaches) },

@@ -232,7 +232,7 @@ func TestWriteModelError(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"| devfuse / model-devfuse | forgets per /dev/fuse msg | 6.00 | 2.00 | 0.333× |",
-		"| uring-forget-commit / model-patch-v3 | ring msgs per forget | 1.00 | 1.00 | 1.00× |",
+		"| uring-forget-commit / model-patch-v3 | forget msgs per forget (both paths) | 1.00 | 1.00 | 1.00× |",
 		"| uring-forget-commit / model-patch-v3 | io_uring_enter per forget | 0.125 | 0.25 | 2.00× |",
 		"| uring-forget-commit / model-patch-v3 | entries holding forgets, max | 0 | 0 | = |",
 	} {
@@ -240,7 +240,7 @@ func TestWriteModelError(t *testing.T) {
 			t.Errorf("missing row %q in\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "devfuse / model-devfuse | ring msgs") {
+	if strings.Contains(out, "devfuse / model-devfuse | forget msgs") {
 		t.Errorf("a count missing on both sides has a row:\n%s", out)
 	}
 }

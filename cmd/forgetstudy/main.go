@@ -73,6 +73,7 @@ func runForgetStudy(args []string) error {
 		fio      = fs.String("fio", "fio", "fio binary")
 		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
 		compare  = fs.String("compare", "", "REAL.json,MODEL.json: print the model's error against the real kernel's counts (two results.json files) and exit")
+		render   = fs.String("render", "", "DIR: rewrite DIR's report.md and plots from its results.json with this version's tables, and exit")
 		mRate    = fs.Float64("model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
 		mBurst   = fs.Int("model-evict-burst", 0, "model policies: forgets an evicting task queues per lock hold (0: kmodel's default, 1)")
 		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
@@ -99,6 +100,13 @@ func runForgetStudy(args []string) error {
 	}
 	if *compare != "" {
 		return compareReports(*compare)
+	}
+	if *render != "" {
+		rep, err := forgetstudy.ReadReport(filepath.Join(*render, "results.json"))
+		if err != nil {
+			return err
+		}
+		return rep.WriteDir(*render)
 	}
 	names := strings.Split(*policies, ",")
 	switch *policies {
