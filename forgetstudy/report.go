@@ -147,6 +147,12 @@ var metricFns = map[string]func(r *Result) float64{
 		}
 		return float64(r.SUnreclaimPeak-r.SUnreclaimBefore) / float64(r.Forgets)
 	},
+	MRingEntersPerFgt: func(r *Result) float64 {
+		if !r.RingEntersKnown {
+			return math.NaN()
+		}
+		return ratio(r.RingEnters, r.Forgets)
+	},
 	MThreads:       func(r *Result) float64 { return nonZero(uint64(r.ThreadsPeak)) },
 	MDevReaders:    func(r *Result) float64 { return nonZero(uint64(r.DevReaders)) },
 	MDevBuf:        func(r *Result) float64 { return nonZero(uint64(r.DevBufBytes)) },
