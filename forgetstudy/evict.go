@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -164,7 +165,28 @@ func (c *cgroupEvictor) lookup(ctx context.Context, mnt string, n int) error {
 }
 
 func (c *cgroupEvictor) evict(context.Context, string, int) error {
-	return os.WriteFile(filepath.Join(c.dir, "memory.high"), []byte("0\n"), 0)
+	before := c.current()
+	if err := os.WriteFile(filepath.Join(c.dir, "memory.high"), []byte("0\n"), 0); err != nil {
+		return err
+	}
+	if before <= 0 {
+		// Nothing was charged: reclaim had nothing to evict.
+		return fmt.Errorf("cgroup %s held %d bytes (memory.current) before the trigger: the lookups were not charged to it", c.dir, before)
+	}
+	return nil
+}
+
+// current returns the cgroup's memory.current, -1 if unreadable.
+func (c *cgroupEvictor) current() int64 {
+	b, err := os.ReadFile(filepath.Join(c.dir, "memory.current"))
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 func (c *cgroupEvictor) partial() bool { return true }
