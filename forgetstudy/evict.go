@@ -43,6 +43,10 @@ type evictor interface {
 	// partial says whether eviction may leave some inodes (reclaim
 	// stops at its target): the storm then ends when forgets stop.
 	partial() bool
+	// kept is how many of the nodes that looking up n files
+	// instantiates stay after the eviction (directories an unlink
+	// leaves): the drain target is that far above the baseline.
+	kept(n int) int64
 	close() error
 }
 
@@ -69,8 +73,9 @@ func (dropCachesEvictor) evict(context.Context, string, int) error {
 	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("2\n"), 0)
 }
 
-func (dropCachesEvictor) partial() bool { return false }
-func (dropCachesEvictor) close() error  { return nil }
+func (dropCachesEvictor) partial() bool  { return false }
+func (dropCachesEvictor) kept(int) int64 { return 0 }
+func (dropCachesEvictor) close() error   { return nil }
 
 type unlinkEvictor struct{ src string }
 
@@ -113,7 +118,10 @@ func (u unlinkEvictor) evict(ctx context.Context, mnt string, n int) error {
 }
 
 func (unlinkEvictor) partial() bool { return false }
-func (unlinkEvictor) close() error  { return nil }
+
+// kept: the files' directories stay, and so do their nodes.
+func (unlinkEvictor) kept(n int) int64 { return int64((n-1)/FilesPerDir + 1) }
+func (unlinkEvictor) close() error     { return nil }
 
 // cgroupEvictor owns a cgroup v2 with the memory controller.
 type cgroupEvictor struct{ dir string }
@@ -189,7 +197,8 @@ func (c *cgroupEvictor) current() int64 {
 	return n
 }
 
-func (c *cgroupEvictor) partial() bool { return true }
+func (c *cgroupEvictor) partial() bool  { return true }
+func (c *cgroupEvictor) kept(int) int64 { return 0 }
 
 func (c *cgroupEvictor) close() error {
 	_ = os.WriteFile(filepath.Join(c.dir, "memory.high"), []byte("max\n"), 0)

@@ -431,7 +431,7 @@ func waitStorm(ctx context.Context, p Params, smp *sampler, partial bool, trigge
 func (k *kernelPolicy) storm(ctx context.Context, p Params, sess *session.Session, ev evictor, mnt, fioFile, logs string, res Result) (Result, error) {
 	srv := sess.Server()
 	unix.Sync()
-	smp := newSampler(srv, res.BaseNodes, int((p.Read.Runtime+p.DrainTimeout)/samplePeriod)+64)
+	smp := newSampler(srv, res.BaseNodes+ev.kept(p.Inodes), int((p.Read.Runtime+p.DrainTimeout)/samplePeriod)+64)
 	smp.start()
 	sampling := true
 	defer func() {

@@ -244,3 +244,11 @@ func TestWriteModelError(t *testing.T) {
 		t.Errorf("a count missing on both sides has a row:\n%s", out)
 	}
 }
+
+func TestEvictorKept(t *testing.T) {
+	u, _ := newEvictor(EvictUnlink, t.TempDir())
+	d, _ := newEvictor(EvictDropCaches, "")
+	if u.kept(1) != 1 || u.kept(FilesPerDir) != 1 || u.kept(FilesPerDir+1) != 2 || d.kept(FilesPerDir+1) != 0 {
+		t.Errorf("kept: unlink %d %d %d, drop_caches %d", u.kept(1), u.kept(FilesPerDir), u.kept(FilesPerDir+1), d.kept(FilesPerDir+1))
+	}
+}
