@@ -54,32 +54,36 @@ func main() {
 	}
 }
 
-// runForgetStudy runs the study the flags in args describe.
-func runForgetStudy(args []string) error {
-	fs := flag.NewFlagSet("forgetstudy", flag.ContinueOnError)
-	var (
-		inodes   = fs.Int("inodes", forgetstudy.DefaultInodes, "files instantiated and evicted per storm (a million works)")
-		runs     = fs.Int("runs", forgetstudy.DefaultRuns, "runs per policy, alternating policies")
-		policies = fs.String("policies", strings.Join(forgetstudy.DefaultPolicies, ","), "comma-separated policies to run")
-		qDepth   = fs.Int("q-depth", forgetstudy.DefaultQueueDepth, "io_uring entries per CPU queue, for ring policies")
-		out      = fs.String("out", "forget-study", "directory for report.md, results.json and the SVG plots")
-		readRT   = fs.Duration("read-runtime", forgetstudy.DefaultReadRuntime, "length of the fio run during which the storm happens")
-		baseline = fs.Duration("baseline", forgetstudy.DefaultBaseline, "length of the fio baseline run without a storm")
-		warmup   = fs.Duration("warmup", forgetstudy.DefaultWarmup, "unmeasured fio warm-up before the baseline (negative: none)")
-		delay    = fs.Duration("storm-delay", forgetstudy.DefaultStormDelay, "time from fio's first read to the drop_caches write")
-		drainTO  = fs.Duration("drain-timeout", forgetstudy.DefaultDrainTimeout, "longest wait for the live nodes to return to the baseline")
-		workDir  = fs.String("workdir", "", "backing tree, mount point and fio logs; kept for reuse (default $TMPDIR/ringfuse-forgetstudy)")
-		clean    = fs.Bool("clean", false, "remove the work directory at the end")
-		fio      = fs.String("fio", "fio", "fio binary")
-		rDepth   = fs.Int("read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
-		compare  = fs.String("compare", "", "REAL.json,MODEL.json: print the model's error against the real kernel's counts (two results.json files) and exit")
-		render   = fs.String("render", "", "DIR: rewrite DIR's report.md and plots from its results.json with this version's tables, and exit")
-		mRate    = fs.Float64("model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
-		mBurst   = fs.Int("model-evict-burst", 0, "model policies: forgets an evicting task queues per lock hold (0: kmodel's default, 1)")
-		evict    = fs.String("evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
-		rJobs    = fs.Int("read-jobs", 0, "fio readers (0: one per CPU)")
-		mCPUs    = fs.Int("model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
-	)
+// cmdFlags are the flags that are not study parameters.
+type cmdFlags struct {
+	policies, out, compare, render string
+	clean                          bool
+}
+
+// studyFlags defines the flags on fs: the study's parameters go to p.
+func studyFlags(fs *flag.FlagSet, p *forgetstudy.Params) *cmdFlags {
+	c := &cmdFlags{}
+	fs.IntVar(&p.Inodes, "inodes", forgetstudy.DefaultInodes, "files instantiated and evicted per storm (a million works)")
+	fs.IntVar(&p.Runs, "runs", forgetstudy.DefaultRuns, "runs per policy, alternating policies")
+	fs.StringVar(&c.policies, "policies", strings.Join(forgetstudy.DefaultPolicies, ","), "comma-separated policies to run (all, model: groups)")
+	fs.IntVar(&p.QueueDepth, "q-depth", forgetstudy.DefaultQueueDepth, "io_uring entries per CPU queue, for ring policies")
+	fs.StringVar(&c.out, "out", "forget-study", "directory for report.md, results.json and the SVG plots")
+	fs.DurationVar(&p.Read.Runtime, "read-runtime", forgetstudy.DefaultReadRuntime, "length of the fio run during which the storm happens")
+	fs.DurationVar(&p.Baseline, "baseline", forgetstudy.DefaultBaseline, "length of the fio baseline run without a storm")
+	fs.DurationVar(&p.Warmup, "warmup", forgetstudy.DefaultWarmup, "unmeasured fio warm-up before the baseline (negative: none)")
+	fs.DurationVar(&p.StormDelay, "storm-delay", forgetstudy.DefaultStormDelay, "time from fio's first read to the eviction")
+	fs.DurationVar(&p.DrainTimeout, "drain-timeout", forgetstudy.DefaultDrainTimeout, "longest wait for the live nodes to return to the baseline")
+	fs.StringVar(&p.WorkDir, "workdir", "", "backing tree, mount point and fio logs; kept for reuse (default $TMPDIR/ringfuse-forgetstudy)")
+	fs.BoolVar(&c.clean, "clean", false, "remove the work directory at the end")
+	fs.StringVar(&p.Read.Fio, "fio", "fio", "fio binary")
+	fs.IntVar(&p.Read.Depth, "read-depth", 1, "reads in flight per reader (fio: psync at 1, libaio above)")
+	fs.IntVar(&p.Read.Jobs, "read-jobs", 0, "fio readers (0: one per CPU)")
+	fs.StringVar(&p.Evict, "evict", forgetstudy.EvictDropCaches, "eviction: "+strings.Join(forgetstudy.EvictModes, ", "))
+	fs.IntVar(&p.ModelCPUs, "model-cpus", 0, "CPUs, and ring queues, of the machine the model policies model (0: this machine's possible CPUs)")
+	fs.Float64Var(&p.ModelEvictRate, "model-evict-rate", 0, "model policies: evictions per second per evicting task (0: kmodel's default)")
+	fs.IntVar(&p.ModelEvictBurst, "model-evict-burst", 0, "model policies: forgets an evicting task queues per lock hold (0: kmodel's default, 1)")
+	fs.StringVar(&c.compare, "compare", "", "REAL.json,MODEL.json: print the model's error against the real kernel's counts (two results.json files) and exit")
+	fs.StringVar(&c.render, "render", "", "DIR: rewrite DIR's report.md and plots from its results.json with this version's tables, and exit")
 	fs.Usage = func() {
 		var b strings.Builder
 		for _, p := range allPolicies() {
@@ -88,6 +92,14 @@ func runForgetStudy(args []string) error {
 		fmt.Fprintf(fs.Output(), studyUsage, b.String())
 		fs.PrintDefaults()
 	}
+	return c
+}
+
+// runForgetStudy runs the study the flags in args describe.
+func runForgetStudy(args []string) error {
+	fs := flag.NewFlagSet("forgetstudy", flag.ContinueOnError)
+	var p forgetstudy.Params
+	c := studyFlags(fs, &p)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -98,18 +110,33 @@ func runForgetStudy(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *compare != "" {
-		return compareReports(*compare)
-	}
-	if *render != "" {
-		rep, err := forgetstudy.ReadReport(filepath.Join(*render, "results.json"))
+	switch {
+	case c.compare != "":
+		return compareReports(c.compare)
+	case c.render != "":
+		rep, err := forgetstudy.ReadReport(filepath.Join(c.render, "results.json"))
 		if err != nil {
 			return err
 		}
-		return rep.WriteDir(*render)
+		return rep.WriteDir(c.render)
 	}
-	names := strings.Split(*policies, ",")
-	switch *policies {
+	pols, err := pickPolicies(c.policies)
+	if err != nil {
+		return err
+	}
+	p.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	if err := p.WithDefaults().Validate(); err != nil {
+		return err
+	}
+	return runStudy(p, pols, c, "forgetstudy "+strings.Join(args, " "))
+}
+
+// pickPolicies resolves -policies: names, "all" or "model".
+func pickPolicies(list string) ([]forgetstudy.Policy, error) {
+	names := strings.Split(list, ",")
+	switch list {
+	case "":
+		names = forgetstudy.DefaultPolicies
 	case "all":
 		names = nil
 		for _, p := range allPolicies() {
@@ -118,46 +145,22 @@ func runForgetStudy(args []string) error {
 	case "model":
 		names = model.Names
 	}
-	if *policies == "" {
-		names = forgetstudy.DefaultPolicies
-	}
-	pols, err := forgetstudy.Pick(allPolicies(), names)
-	if err != nil {
-		return err
-	}
-	p := forgetstudy.Params{
-		Inodes:          *inodes,
-		QueueDepth:      *qDepth,
-		Read:            forgetstudy.ReadJob{Runtime: *readRT, Fio: *fio, Depth: *rDepth, Jobs: *rJobs},
-		Evict:           *evict,
-		ModelCPUs:       *mCPUs,
-		ModelEvictRate:  *mRate,
-		ModelEvictBurst: *mBurst,
-		Warmup:          *warmup,
-		Baseline:        *baseline,
-		StormDelay:      *delay,
-		DrainTimeout:    *drainTO,
-		Runs:            *runs,
-		WorkDir:         *workDir,
-		Logf: func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, format+"\n", args...)
-		},
-	}
-	if err := p.WithDefaults().Validate(); err != nil {
-		return err
-	}
+	return forgetstudy.Pick(allPolicies(), names)
+}
+
+// runStudy runs the study until done or interrupted and writes its report.
+func runStudy(p forgetstudy.Params, pols []forgetstudy.Policy, c *cmdFlags, command string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
 	start := time.Now()
 	rep, runErr := forgetstudy.Run(ctx, p, pols)
-	rep.Env.Command = "forgetstudy " + strings.Join(args, " ")
-	if err := rep.WriteDir(*out); err != nil {
+	rep.Env.Command = command
+	if err := rep.WriteDir(c.out); err != nil {
 		return errors.Join(runErr, fmt.Errorf("write report: %w", err))
 	}
-	abs, _ := filepath.Abs(*out)
+	abs, _ := filepath.Abs(c.out)
 	fmt.Fprintf(os.Stderr, "forgetstudy: %d runs in %.0fs; report in %s\n", len(rep.Runs), time.Since(start).Seconds(), filepath.Join(abs, "report.md"))
-	if *clean {
+	if c.clean {
 		if err := os.RemoveAll(rep.Params.WorkDir); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
