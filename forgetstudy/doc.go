@@ -8,8 +8,12 @@
 // them, and a [Report] quotes medians with min–max and writes Markdown, SVG
 // plots and raw JSON. Policies are of one of two kinds, never mixed in one
 // table: [KindRealKernel] policies mount for real on the running kernel,
-// [KindModel] policies (registered with [Register] by the kernel model
-// package) compute their results from a model of the kernel.
+// [KindModel] policies (package forgetstudy/model) compute their results
+// from a model of the kernel. [RealKernelPolicies] lists the real-kernel
+// ones: the transports, patch v3 (0001 of kernel/SERIES.md) and each
+// alternative of the series, whose fuse module parameters a run sets and
+// restores (a kernel without them skips those policies); [Pick] chooses
+// among the policies a command offers.
 //
 // # The real-kernel experiment
 //
@@ -23,11 +27,15 @@
 //     goroutines, so that the kernel holds one FUSE inode per file.
 //     The passthrough keeps a file handle, not a descriptor, per inode, so
 //     a million inodes fit under RLIMIT_NOFILE.
-//  3. Run fio (4k randread, O_DIRECT, psync, QD1, 64 MiB file) for
-//     [Params.Baseline] without a storm, then again for [ReadJob.Runtime]
-//     with a storm: [Params.StormDelay] after the first READ reaches the
-//     server, "sync; echo 2 > /proc/sys/vm/drop_caches" evicts the inodes
-//     and the kernel queues one forget each. fio writes a per-I/O
+//  3. Run fio (4k randread, O_DIRECT, 64 MiB file, one reader per CPU at
+//     [ReadJob.Depth]: psync at 1, libaio above) for [Params.Baseline]
+//     without a storm, then again for [ReadJob.Runtime] with a storm:
+//     [Params.StormDelay] after the first READ reaches the server, the
+//     [Params.Evict] mode evicts the inodes and the kernel queues one
+//     forget each: "sync; echo 2 > /proc/sys/vm/drop_caches" (one task),
+//     unlink of every file by one thread per CPU (many tasks), or
+//     memory.high=0 on a cgroup v2 whose find(1) looked the files up
+//     (memcg reclaim). fio writes a per-I/O
 //     completion-latency log with Unix-epoch millisecond timestamps, so
 //     read latency can be cut into windows after the drop_caches write;
 //     a window takes the reads in flight during it (issue time = logged
@@ -36,6 +44,15 @@
 //     count every millisecond (drain detection) and every 10 ms records
 //     live nodes, forgets received, VmRSS and the Go heap
 //     (runtime/metrics, which does not stop the world).
+//
+// Around the trigger the run takes the daemon's counters ([Counters]:
+// CPU, context switches, ring CQEs, commits and io_uring_enter calls,
+// /dev/fuse reads) for the span before it, which carries reads alone, and
+// from it to the drain: the report charges the forgets with the storm
+// span's excess over the reads' rate. On the patched kernel the
+// fuse_uring_forget_ents tracepoint gives the ring entries holding
+// forgets over time; the sampler records SUnreclaim (where forget
+// requests live) and the process's threads.
 //
 // Drain time runs from the drop_caches write until the live node count is
 // back at the baseline. The kernel's share is approximated twice: by how

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestEndToEnd(t *testing.T) {
 		uringOn = true
 	}
 	t.Logf("kernel enable_uring=%v", uringOn)
-	pols, err := PoliciesByName(names)
+	pols, err := Pick(RealKernelPolicies(), names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,48 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if strings.HasSuffix(f, ".svg") {
 			svgDoc(t, b)
+		}
+	}
+}
+
+// TestEndToEndUnlinkDeep runs /dev/fuse once with the files unlinked by
+// one thread per CPU and two readers per CPU at depth 4 (libaio): every
+// unlinked file is forgotten, the tree comes back for the next run, and
+// the daemon's counters cover the storm.
+func TestEndToEndUnlinkDeep(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the study mounts with mount(2)")
+	}
+	if _, err := exec.LookPath("fio"); err != nil {
+		t.Skip("needs fio in PATH (apt-get install fio)")
+	}
+	work := t.TempDir()
+	p := Params{
+		Inodes: 2000, Runs: 1, WorkDir: work, Evict: EvictUnlink,
+		Warmup: -1, Baseline: 300 * time.Millisecond, StormDelay: 300 * time.Millisecond, DrainTimeout: 20 * time.Second,
+		Read: ReadJob{Runtime: 1500 * time.Millisecond, Depth: 4, Jobs: 2 * runtime.NumCPU()},
+		Logf: t.Logf,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for round := 1; round <= 2; round++ { // the second finds the tree recreated
+		rep, err := Run(ctx, p, []Policy{DevFuse()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Runs[0].Result
+		if r.Forgets < 2000 || !r.Drained || r.DevForgetMsgs == 0 {
+			t.Fatalf("round %d: %d forgets in %d messages, drained %v", round, r.Forgets, r.DevForgetMsgs, r.Drained)
+		}
+		sc, pc := r.StormCounts, r.PreCounts
+		if sc.Span <= 0 || pc.Span <= 0 || sc.DevMsgs < r.DevForgetMsgs || sc.VolCSw <= 0 || sc.CPU <= 0 {
+			t.Errorf("round %d: counters storm %+v, before %+v", round, sc, pc)
+		}
+		if r.ThreadsPeak < r.DevReaders || r.DevBufBytes <= 0 || r.SUnreclaimBefore <= 0 {
+			t.Errorf("round %d: %d threads, %d readers, %d buffer bytes, SUnreclaim %d", round, r.ThreadsPeak, r.DevReaders, r.DevBufBytes, r.SUnreclaimBefore)
+		}
+		if n := readStamp(filepath.Join(work, "src")); n != 0 {
+			t.Errorf("round %d: the tree's stamp says %d files after they were unlinked", round, n)
 		}
 	}
 }

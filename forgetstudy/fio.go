@@ -30,10 +30,11 @@ func fioArgs(j ReadJob, file string, runtime time.Duration, logPrefix string) []
 		"--size=" + strconv.FormatInt(j.FileSize, 10),
 		"--rw=randread",
 		"--bs=" + strconv.Itoa(j.BlockSize),
-		"--ioengine=psync",
-		"--iodepth=1",
+		"--ioengine=" + fioEngine(j.Depth),
+		"--iodepth=" + strconv.Itoa(max(j.Depth, 1)),
 		"--direct=1",
-		"--numjobs=1",
+		"--numjobs=" + strconv.Itoa(max(j.Jobs, 1)),
+		"--group_reporting=1",
 		"--time_based=1",
 		"--runtime=" + strconv.FormatInt(max(runtime.Milliseconds(), 1), 10) + "ms",
 		"--randrepeat=0",
@@ -47,6 +48,15 @@ func fioArgs(j ReadJob, file string, runtime time.Duration, logPrefix string) []
 	return args
 }
 
+// fioEngine is psync for one read in flight per job, else libaio (an
+// async engine: O_DIRECT reads on FUSE go asynchronously to the server).
+func fioEngine(depth int) string {
+	if depth > 1 {
+		return "libaio"
+	}
+	return "psync"
+}
+
 // FioCommand returns the fio command line the study runs for the storm,
 // with DIR for the mount point and LOG for the log prefix, for reports.
 func FioCommand(j ReadJob) string {
@@ -58,7 +68,6 @@ type fioRun struct {
 	cmd    *exec.Cmd
 	stdout bytes.Buffer
 	stderr bytes.Buffer
-	log    string // the clat log file, "" without one
 }
 
 // startFio starts fio; wait with fioRun.wait.
@@ -70,7 +79,6 @@ func startFio(ctx context.Context, j ReadJob, file string, runtime time.Duration
 	r.cmd.WaitDelay = 5 * time.Second
 	if logPrefix != "" {
 		r.cmd.Dir = filepath.Dir(logPrefix)
-		r.log = logPrefix + "_clat.1.log"
 	}
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start fio: %w", err)
@@ -186,6 +194,25 @@ func ParseLatLog(r io.Reader) ([]IO, error) {
 	}
 	sortIOs(ios)
 	return ios, nil
+}
+
+// readLatLogs parses the completion-latency logs of every job of the fio
+// run with log prefix prefix (prefix_clat.N.log), merged by issue time.
+func readLatLogs(prefix string) ([]IO, error) {
+	paths, err := filepath.Glob(prefix + "_clat.*.log")
+	if err != nil || len(paths) == 0 {
+		return nil, fmt.Errorf("no fio latency log %s_clat.*.log (%v)", prefix, err)
+	}
+	var all []IO
+	for _, path := range paths {
+		ios, err := readLatLog(path)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ios...)
+	}
+	sortIOs(all)
+	return all, nil
 }
 
 // readLatLog parses the log file at path.

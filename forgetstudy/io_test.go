@@ -215,32 +215,25 @@ func (f *fakePolicy) Run(ctx context.Context, p Params) (Result, error) {
 	return r, nil
 }
 
-func TestRegistryAndReport(t *testing.T) {
+func TestPickAndReport(t *testing.T) {
 	ok := &fakePolicy{name: "test-model-ok"}
 	skip := &fakePolicy{name: "test-model-skip", err: errors.Join(ErrNotSupported, errors.New("no kernel model yet"))}
 	fail := &fakePolicy{name: "test-model-fail", err: errors.New("boom")}
-	for _, p := range []*fakePolicy{ok, skip, fail} {
-		Register(p)
-		t.Cleanup(func() { unregister(p.name) })
+	all := append(RealKernelPolicies(), ok, skip, fail)
+	if _, err := Pick(all, []string{"no-such-policy"}); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("Pick of an unknown name: %v", err)
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("duplicate Register did not panic")
-			}
-		}()
-		Register(&fakePolicy{name: "test-model-ok"})
-	}()
-	if _, err := Lookup("no-such-policy"); !errors.Is(err, ErrUnknownPolicy) {
-		t.Errorf("Lookup of an unknown name: %v", err)
+	if _, err := Pick(append(all, &fakePolicy{name: "test-model-ok"}), nil); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("Pick with two policies of one name: %v", err)
 	}
-	all := Policies()
-	if all[0].Kind() != KindRealKernel || all[len(all)-1].Kind() != KindModel {
-		t.Errorf("Policies() does not list real-kernel policies first")
+	mixed := []Policy{ok, DevFuse(), skip}
+	SortByKind(mixed)
+	if mixed[0].Kind() != KindRealKernel || mixed[1] != ok || mixed[2] != skip {
+		t.Errorf("SortByKind: %v", mixed)
 	}
-	pols, err := PoliciesByName([]string{"test-model-ok", "test-model-skip", "test-model-fail", "test-model-ok"})
+	pols, err := Pick(all, []string{"test-model-ok", "test-model-skip", "test-model-fail", "test-model-ok"})
 	if err != nil || len(pols) != 3 {
-		t.Fatalf("PoliciesByName: %v, %v", pols, err)
+		t.Fatalf("Pick: %v, %v", pols, err)
 	}
 	var progress []string
 	p := Params{Inodes: 1000, Runs: 3, WorkDir: t.TempDir(), Logf: func(f string, a ...any) { progress = append(progress, f) }}

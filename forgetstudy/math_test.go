@@ -236,13 +236,13 @@ func TestParseVmRSS(t *testing.T) {
 	if got := parseVmRSS([]byte("Name: x\n")); got != 0 {
 		t.Errorf("no VmRSS: %d", got)
 	}
-	if (&procStatus{fd: -1}).rss() != 0 {
+	if rss, _ := (&procStatus{fd: -1}).read(); rss != 0 {
 		t.Error("closed procStatus reports RSS")
 	}
 	ps := openProcStatus()
 	defer ps.close()
-	if r := ps.rss(); r < 1<<20 {
-		t.Errorf("own RSS %d bytes: implausible", r)
+	if r, th := ps.read(); r < 1<<20 || th < 1 {
+		t.Errorf("own RSS %d bytes, %d threads: implausible", r, th)
 	}
 }
 

@@ -70,7 +70,7 @@ func (nativePolicy) Run(ctx context.Context, p Params) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("fio baseline: %w", err)
 	}
-	ios, err := readLatLog(prefix + "_clat.1.log")
+	ios, err := readLatLogs(prefix)
 	removeLogs(prefix)
 	if err != nil {
 		return res, err
@@ -137,7 +137,7 @@ func nativeStorm(ctx context.Context, p Params, src, file, logs string, res Resu
 		return res, fmt.Errorf("%w: the dentry slab shrank by %d, not by ~%d", errDisturbed, dentries-after, p.Inodes)
 	}
 	res.StormIOPS = frep.IOPS
-	ios, err := readLatLog(prefix + "_clat.1.log")
+	ios, err := readLatLogs(prefix)
 	if err != nil {
 		return res, err
 	}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -35,7 +36,7 @@ var (
 // modelled. Implementations must be safe to call Run on repeatedly, one
 // run at a time.
 //
-// A model policy implements the same interface and registers itself:
+// A model policy implements the same interface:
 //
 //	type ringForgets struct{ /* model configuration */ }
 //
@@ -49,15 +50,13 @@ var (
 //		return r, nil
 //	}
 //
-//	func init() { forgetstudy.Register(ringForgets{}) }
-//
-// The package holding model policies is linked into the ringfuse command
-// with a blank import in cmd/ringfuse/study.go. Latency windows a model
+// The command (cmd/forgetstudy) lists the model package's policies next
+// to [RealKernelPolicies] and picks from both with [Pick]. Latency windows a model
 // does not produce are left with N = 0 and memory fields at 0; the report
 // prints them as "–". Counts left at 0 print as 0.
 type Policy interface {
 	// Name is the policy's name on the command line and in reports, such
-	// as "devfuse". It is unique in the registry.
+	// as "devfuse". It is unique among the policies a command offers.
 	Name() string
 	// Kind is [KindRealKernel] or [KindModel].
 	Kind() string
@@ -82,63 +81,41 @@ func Describe(p Policy) string {
 	return ""
 }
 
-var registry struct {
-	sync.Mutex
-	byName map[string]Policy
-	order  []string
+// Pick resolves a list of policy names against the policies in all
+// (real-kernel and model ones, as the caller links them). A name given
+// twice runs once. It fails with [ErrUnknownPolicy] for a name not in all,
+// and for a name given to two policies of all.
+func Pick(all []Policy, names []string) ([]Policy, error) {
+	byName := map[string]Policy{}
+	var known []string
+	for _, p := range all {
+		if _, dup := byName[p.Name()]; dup {
+			return nil, fmt.Errorf("%w: two policies called %q", ErrUnknownPolicy, p.Name())
+		}
+		byName[p.Name()] = p
+		known = append(known, p.Name())
+	}
+	var ps []Policy
+	seen := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		p, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownPolicy, n, known)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
-// Register adds a policy to the registry. It panics if the name is empty,
-// already taken, or the kind is neither [KindRealKernel] nor [KindModel].
-// It is safe to call from init functions.
-func Register(p Policy) {
-	if p.Name() == "" {
-		panic("forgetstudy: Register: empty policy name")
-	}
-	if k := p.Kind(); k != KindRealKernel && k != KindModel {
-		panic(fmt.Sprintf("forgetstudy: Register %s: kind %q is neither %q nor %q", p.Name(), k, KindRealKernel, KindModel))
-	}
-	registry.Lock()
-	defer registry.Unlock()
-	if registry.byName == nil {
-		registry.byName = map[string]Policy{}
-	}
-	if _, dup := registry.byName[p.Name()]; dup {
-		panic("forgetstudy: Register: duplicate policy " + p.Name())
-	}
-	registry.byName[p.Name()] = p
-	registry.order = append(registry.order, p.Name())
-}
-
-// unregister removes a policy; tests use it to clean up.
-func unregister(name string) {
-	registry.Lock()
-	defer registry.Unlock()
-	delete(registry.byName, name)
-	registry.order = slices.DeleteFunc(registry.order, func(n string) bool { return n == name })
-}
-
-// Lookup returns the registered policy called name.
-func Lookup(name string) (Policy, error) {
-	registry.Lock()
-	defer registry.Unlock()
-	if p, ok := registry.byName[name]; ok {
-		return p, nil
-	}
-	return nil, fmt.Errorf("%w %q (registered: %v)", ErrUnknownPolicy, name, registry.order)
-}
-
-// Policies returns every registered policy, real-kernel ones first, each
-// kind in registration order.
-func Policies() []Policy {
-	registry.Lock()
-	defer registry.Unlock()
-	ps := make([]Policy, 0, len(registry.order))
-	for _, n := range registry.order {
-		ps = append(ps, registry.byName[n])
-	}
+// SortByKind orders ps real-kernel policies first, keeping the order
+// within each kind.
+func SortByKind(ps []Policy) {
 	slices.SortStableFunc(ps, func(a, b Policy) int { return kindRank(a.Kind()) - kindRank(b.Kind()) })
-	return ps
 }
 
 func kindRank(k string) int {
@@ -146,13 +123,6 @@ func kindRank(k string) int {
 		return 0
 	}
 	return 1
-}
-
-func init() {
-	Register(DevFuse())
-	Register(UringForgetsOnDevFuse())
-	Register(UringForgetCommit())
-	Register(NativeControl())
 }
 
 // DefaultPolicies are the policies a study runs when none are named.
@@ -176,7 +146,8 @@ const (
 )
 
 // ReadJob is the concurrent read workload: fio, 4k random reads with
-// O_DIRECT, psync, queue depth 1, one job, on one file.
+// O_DIRECT on one file, Jobs readers each keeping Depth reads in flight
+// (psync at depth 1, libaio above).
 type ReadJob struct {
 	// FileSize is the size of the file read, in bytes. Zero means 64 MiB.
 	FileSize int64
@@ -188,11 +159,12 @@ type ReadJob struct {
 	// Fio is the fio binary. Empty means "fio" from PATH.
 	Fio string
 	// Depth is the reads each reader keeps in flight. Zero means 1.
-	// Model policies honour it (Depth readers per CPU, back to back), so
-	// that readers above io_uring_q_depth compete with forgets for ring
-	// entries; the fio job of the real-kernel policies runs at depth 1
-	// (psync) and notes a larger Depth as not applied.
+	// Above the ring's queue depth, readers compete with forgets for ring
+	// entries. Model policies run Depth readers per CPU, back to back.
 	Depth int
+	// Jobs is the number of fio readers (numjobs). Zero means one per
+	// CPU, so that every CPU's ring queue carries reads.
+	Jobs int
 }
 
 // Params configure a study and each of its runs. The zero value, after
@@ -222,8 +194,19 @@ type Params struct {
 	// machine a model policy models. Zero means the possible CPUs of this
 	// machine. Real-kernel policies ignore it.
 	ModelCPUs int
+	// ModelEvictRate is each evicting task's evictions per second in
+	// model policies (kmodel Storm.Rate). Zero means kmodel's default.
+	ModelEvictRate float64
+	// ModelEvictBurst is the forgets an evicting task queues per hold of
+	// the model connection's lock (kmodel Storm.Burst): the forgets the
+	// kernel queues while a woken /dev/fuse reader is still being
+	// scheduled. Zero means kmodel's default (1).
+	ModelEvictBurst int
 	// Runs is the number of runs of each policy. Zero means 3.
 	Runs int
+	// Evict is how the inodes are evicted: one of [EvictModes]. Empty
+	// means [EvictDropCaches].
+	Evict string
 	// WorkDir holds the backing tree ("src", reused by later runs while
 	// its stamp file matches), the mount point ("mnt") and fio's logs.
 	// Empty means $TMPDIR/ringfuse-forgetstudy.
@@ -250,6 +233,7 @@ func (p Params) WithDefaults() Params {
 	def(&p.Runs, DefaultRuns)
 	def(&p.Read.BlockSize, DefaultBlockSize)
 	def(&p.Read.Depth, 1)
+	def(&p.Read.Jobs, runtime.NumCPU())
 	if p.Read.FileSize == 0 {
 		p.Read.FileSize = DefaultFileSize
 	}
@@ -264,6 +248,9 @@ func (p Params) WithDefaults() Params {
 	if p.WorkDir == "" {
 		p.WorkDir = defaultWorkDir()
 	}
+	if p.Evict == "" {
+		p.Evict = EvictDropCaches
+	}
 	return p
 }
 
@@ -274,6 +261,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("forgetstudy: Inodes = %d: want at least 1", p.Inodes)
 	case p.QueueDepth < 1:
 		return fmt.Errorf("forgetstudy: QueueDepth = %d: want at least 1", p.QueueDepth)
+	case !slices.Contains(EvictModes, p.Evict):
+		return fmt.Errorf("forgetstudy: eviction mode %q: want one of %v", p.Evict, EvictModes)
 	case p.Read.Depth < 1:
 		return fmt.Errorf("forgetstudy: read depth %d: want at least 1", p.Read.Depth)
 	case p.ModelCPUs < 0:
@@ -427,6 +416,24 @@ type Result struct {
 	// FirstForget to LastForget: the window in which forget transport
 	// can compete with reads.
 	Forgetting Latency
+
+	// PreCounts is what the daemon did during the storm run before the
+	// trigger (reads alone), StormCounts from the trigger to the drain.
+	PreCounts, StormCounts Counters
+	// Ents is the fuse_uring_forget_ents trace of the storm: ring entries
+	// holding forgets (the series' list modes only; zero elsewhere).
+	Ents EntsSummary
+	// SUnreclaimBefore and SUnreclaimPeak are the
+	// kernel's unreclaimable slab (bytes) before the trigger and its peak
+	// after it: forget requests and links live there.
+	SUnreclaimBefore, SUnreclaimPeak int64
+	// ThreadsPeak is this process's most threads during the storm run.
+	ThreadsPeak int
+	// DevReaders is the /dev/fuse reader threads the server runs, and
+	// DevBufBytes their request and reply buffers: what a server that
+	// took every message from the ring could drop.
+	DevReaders  int
+	DevBufBytes int64
 
 	// Memory of this process: just before the trigger, the peak after it,
 	// and at the end of the run.

@@ -63,6 +63,21 @@ const (
 	MEndNodes       = "nodes_end"
 	MSlabBefore     = "slab_before"
 	MSlabAfter      = "slab_after"
+	MDevPerMsg      = "forgets_per_dev_msg"
+	MXCPU           = "excess_cpu_ns_per_forget"
+	MXVol           = "excess_vol_csw_per_forget"
+	MXInvol         = "excess_invol_csw_per_forget"
+	MXEnters        = "excess_enters_per_forget"
+	MXCQEs          = "excess_cqes_per_forget"
+	MXCommits       = "excess_commits_per_forget"
+	MXDevMsgs       = "excess_dev_msgs_per_forget"
+	MSlabPerFgt     = "sunreclaim_peak_bytes_per_forget"
+	MThreads        = "threads_peak"
+	MDevReaders     = "dev_readers"
+	MDevBuf         = "dev_buffer_bytes"
+	// MRingEntersPerFgt is the io_uring_enter calls attributed to
+	// forgets, per forget, where the channel or model can attribute them.
+	MRingEntersPerFgt = "ring_enters_per_forget"
 )
 
 // lat returns the latency percentile as float ns, NaN without data.
@@ -95,8 +110,52 @@ func slab(n int64) float64 {
 	return float64(n)
 }
 
+// held returns an entries-held figure, NaN for a real-kernel run whose
+// forgets took the ring without the fuse_uring_forget_ents trace (patch
+// v3's mode, or a kernel without the tracepoint): unknown, not zero.
+func held(r *Result, v float64) float64 {
+	if r.Kind == KindRealKernel && r.RingForgetMsgs > 0 && r.Ents.Events == 0 {
+		return math.NaN()
+	}
+	return v
+}
+
+// excess returns the storm span's count beyond the pre-trigger rate, per
+// forget (see [Excess]).
+func excess(r *Result, f func(c Counters) float64) float64 {
+	return Excess(f(r.StormCounts), f(r.PreCounts), r.StormCounts.Span, r.PreCounts.Span, r.Forgets)
+}
+
 // metricFns computes every metric of a result.
 var metricFns = map[string]func(r *Result) float64{
+	MDevPerMsg: func(r *Result) float64 {
+		if r.DevForgetMsgs == 0 {
+			return math.NaN()
+		}
+		return float64(r.Forgets-r.RingForgets) / float64(r.DevForgetMsgs)
+	},
+	MXCPU:     func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.CPU) }) },
+	MXVol:     func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.VolCSw) }) },
+	MXInvol:   func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.InvolCSw) }) },
+	MXEnters:  func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.RingEnters) }) },
+	MXCQEs:    func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.RingCQEs) }) },
+	MXCommits: func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.RingCommits) }) },
+	MXDevMsgs: func(r *Result) float64 { return excess(r, func(c Counters) float64 { return float64(c.DevMsgs) }) },
+	MSlabPerFgt: func(r *Result) float64 {
+		if r.SUnreclaimBefore <= 0 || r.SUnreclaimPeak <= 0 || r.Forgets == 0 {
+			return math.NaN()
+		}
+		return float64(r.SUnreclaimPeak-r.SUnreclaimBefore) / float64(r.Forgets)
+	},
+	MRingEntersPerFgt: func(r *Result) float64 {
+		if !r.RingEntersKnown {
+			return math.NaN()
+		}
+		return ratio(r.RingEnters, r.Forgets)
+	},
+	MThreads:       func(r *Result) float64 { return nonZero(uint64(r.ThreadsPeak)) },
+	MDevReaders:    func(r *Result) float64 { return nonZero(uint64(r.DevReaders)) },
+	MDevBuf:        func(r *Result) float64 { return nonZero(uint64(r.DevBufBytes)) },
 	MForgets:       func(r *Result) float64 { return float64(r.Forgets) },
 	MDevMsgs:       func(r *Result) float64 { return float64(r.DevForgetMsgs) },
 	MSingles:       func(r *Result) float64 { return float64(r.SingleForgets) },
@@ -105,8 +164,8 @@ var metricFns = map[string]func(r *Result) float64{
 	MMsgsPerForget: func(r *Result) float64 { return r.MessagesPerForget() },
 	MSysPerForget:  func(r *Result) float64 { return r.SyscallsPerForget() },
 	MRingOpsPerFgt: func(r *Result) float64 { return r.RingOpsPerForget() },
-	MHeldMean:      func(r *Result) float64 { return r.EntriesHeldMean },
-	MHeldMax:       func(r *Result) float64 { return r.EntriesHeldMax },
+	MHeldMean:      func(r *Result) float64 { return held(r, r.EntriesHeldMean) },
+	MHeldMax:       func(r *Result) float64 { return held(r, r.EntriesHeldMax) },
 	MInstantiated:  func(r *Result) float64 { return float64(r.Instantiated) },
 	MInstTime:      func(r *Result) float64 { return float64(r.InstantiateTime) },
 	MDropCaches:    func(r *Result) float64 { return float64(r.DropCaches) },
@@ -316,130 +375,179 @@ const (
 // histogram, per-run rows and notes, and links to the plots.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b bytes.Buffer
-	p := r.Params
 	sums := r.Summaries()
-	fmt.Fprintf(&b, "# Forget storms next to 4k reads: ringfuse forget-study\n\n")
-	fmt.Fprintf(&b, "- Kernel %s, %d CPUs, fuse enable_uring=%s, %s, %s; started %s.\n",
-		r.Env.Kernel, r.Env.CPUs, r.Env.EnableUring, r.Env.GoVersion, r.Env.Fio, r.Env.Started.Format(time.RFC3339))
-	if r.Env.Command != "" {
-		fmt.Fprintf(&b, "- Command: `%s`\n", r.Env.Command)
-	}
-	fmt.Fprintf(&b, "- %s inodes per storm (files in a passthrough of %s/src, ≤%s per directory), %d run(s) per policy, policies alternating, ring queue depth %d.\n",
-		groupThousands(int64(p.Inodes)), p.WorkDir, groupThousands(FilesPerDir), p.Runs, p.QueueDepth)
-	fmt.Fprintf(&b, "- Reads: fio warm-up %v, baseline run %v, storm run %v with `sync; echo 2 > /proc/sys/vm/drop_caches` %v after its first READ reached the server. Storm command: `%s`\n",
-		p.Warmup, p.Baseline, p.Read.Runtime, p.StormDelay, r.Env.FioCommand)
-	fmt.Fprintf(&b, "- Cells: median [min–max] over runs. Latencies are nearest-rank percentiles of fio's per-I/O completion latency (clat log, millisecond timestamps) for reads in flight during the window (issued before its end, by the logged completion time less the latency, and completed after its start), so a read stuck behind the storm counts from where it was issued to where it completed. Drain: from the drop_caches write until the server's live nodes are back at the pre-instantiation count (1 ms poll). First/last forget: the first and last change of the live node count; the kernel prunes dentries before it evicts inodes, so forgets start well after the write, and \"while forgets arrive\" is the window in which forget transport can compete with reads. Memory is this process (server and study harness), sampled every 10 ms.\n\n")
-
+	r.writeHeader(&b)
 	for _, kind := range []string{KindRealKernel, KindModel} {
-		var ks []Summary
-		for _, s := range sums {
-			if s.Kind == kind {
-				ks = append(ks, s)
-			}
-		}
-		if len(ks) == 0 {
-			if kind == KindModel {
-				fmt.Fprintf(&b, "## Model policies\n\nNo model policy ran: none is registered yet (the kernel model package adds them through forgetstudy.Register).\n\n")
-			}
-			continue
-		}
-		title := map[string]string{KindRealKernel: "Real kernel", KindModel: "Model (kmodel, not measured on a kernel)"}[kind]
-		fmt.Fprintf(&b, "## %s\n\n", title)
-		for _, s := range ks {
-			if s.Skipped != "" {
-				fmt.Fprintf(&b, "- **%s skipped**: %s\n", s.Policy, s.Skipped)
-			}
-			for _, e := range s.Errors {
-				fmt.Fprintf(&b, "- **%s failed**: %s\n", s.Policy, e)
-			}
-		}
-		var run []Summary
-		for _, s := range ks {
-			if s.Runs > 0 {
-				run = append(run, s)
-			}
-		}
+		run := writeKindStatus(&b, sums, kind)
 		if len(run) == 0 {
-			fmt.Fprintf(&b, "\nNo run of this kind completed.\n\n")
 			continue
 		}
-		fmt.Fprintf(&b, "\n### Forget transport\n\n")
-		var rows [][]string
-		for _, s := range run {
-			held := pair(s, MHeldMean, MHeldMax, trimFloat)
-			ringOps := cell(s.Metrics[MRingOpsPerFgt], trimFloat)
-			if s.Kind == KindRealKernel && s.RingForgetMsgs == 0 {
-				held, ringOps = "0 / 0 (no forget on the ring)", "0 (no forget on the ring)"
-			}
-			rows = append(rows, []string{kind, s.Policy, strconv.Itoa(s.Runs),
-				cell(s.Metrics[MForgets], fCount),
-				cell(s.Metrics[MDevMsgs], fCount) + " (" + cell(s.Metrics[MSingles], fCount) + " + " + cell(s.Metrics[MBatchMsgs], fCount) + ")",
-				cell(s.Metrics[MRingMsgs], fCount),
-				cell(s.Metrics[MMsgsPerForget], trimFloat),
-				cell(s.Metrics[MSysPerForget], trimFloat),
-				ringOps, held})
-		}
-		table(&b, []string{"kind", "policy", "runs", "forgets", "/dev/fuse forget msgs (FORGET + BATCH_FORGET)", "ring forget msgs", "msgs/forget", "syscalls/forget", "ring CQEs+commits/forget", "ring entries held by forgets mean / max"}, rows)
-
-		fmt.Fprintf(&b, "### Concurrent 4k reads, p50 / p99\n\n")
-		rows = nil
-		for _, s := range run {
-			rows = append(rows, []string{kind, s.Policy,
-				pair(s, MBaseP50, MBaseP99, fDur), pair(s, MPreP50, MPreP99, fDur),
-				pair(s, M100P50, M100P99, fDur), pair(s, M1sP50, M1sP99, fDur), pair(s, MWholeP50, MWholeP99, fDur),
-				pair(s, MFgtP50, MFgtP99, fDur),
-				cell(s.Metrics[MBaseIOPS], fCount) + " / " + cell(s.Metrics[M100IOPS], fCount) + " / " + cell(s.Metrics[M1sIOPS], fCount) + " / " + cell(s.Metrics[MFgtIOPS], fCount)})
-		}
-		table(&b, []string{"kind", "policy", "baseline run", "storm run before trigger", "first 100 ms", "first 1 s", "whole storm", "while forgets arrive", "IOPS baseline / first 100 ms / first 1 s / while forgets arrive"}, rows)
-
-		fmt.Fprintf(&b, "### Drain and memory\n\n")
-		rows = nil
-		for _, s := range run {
-			drained := fmt.Sprintf("%d/%d", s.DrainedRuns, s.Runs)
-			rows = append(rows, []string{kind, s.Policy,
-				cell(s.Metrics[MDropCaches], fDur), cell(s.Metrics[MFirstForget], fDur) + " → " + cell(s.Metrics[MLastForget], fDur),
-				cell(s.Metrics[MDrain], fDur) + " (" + drained + " drained)",
-				cell(s.Metrics[MForgetsPerSec], fCount),
-				triple(s, MRSSBefore, MRSSPeak, MRSSAfter, fMiB),
-				triple(s, MHeapBefore, MHeapPeak, MHeapAfter, fMiB),
-				cell(s.Metrics[MHeapLiveBefore], fMiB) + " → " + cell(s.Metrics[MHeapLiveAfter], fMiB) + " (" + cell(s.Metrics[MHeapPerNode], trimFloat) + " B/node)",
-				cell(s.Metrics[MPreNodes], fCount) + " → " + cell(s.Metrics[MEndNodes], fCount),
-				cell(s.Metrics[MSlabBefore], fCount) + " → " + cell(s.Metrics[MSlabAfter], fCount)})
-		}
-		table(&b, []string{"kind", "policy", "drop_caches write", "first → last forget", "drain", "forgets/s", "RSS before → peak → after", "Go heap objects before → peak → after", "live heap after GC: all nodes → drained", "live nodes before → after", "fuse_inode slab before → after"}, rows)
-
-		fmt.Fprintf(&b, "### Forgets per message (messages, summed over runs)\n\n")
-		head := []string{"forgets per message"}
-		for _, s := range run {
-			head = append(head, s.Policy)
-		}
-		rows = nil
-		for i := range HistogramBuckets {
-			row := []string{BucketLabel(i)}
-			any := false
-			for _, s := range run {
-				row = append(row, fCount(float64(s.Batches[i])))
-				any = any || s.Batches[i] > 0
-			}
-			if any {
-				rows = append(rows, row)
-			}
-		}
-		total := []string{"**messages**"}
-		for _, s := range run {
-			total = append(total, fCount(float64(s.Batches.Total())))
-		}
-		table(&b, head, append(rows, total))
-
+		writeTransport(&b, run, kind)
+		writeCosts(&b, run)
+		writeLatency(&b, run, kind)
+		writeDrain(&b, run, kind)
+		writeBatches(&b, run)
 		if len(run) > 1 {
 			r.writeComparison(&b, run)
 		}
 	}
-
 	fmt.Fprintf(&b, "## Plots\n\n")
 	fmt.Fprintf(&b, "![live nodes](%s)\n\n![RSS](%s)\n\n![read p99](%s)\n\n", PlotLiveNodes, PlotRSS, PlotReadP99)
+	r.writeRuns(&b)
+	_, err := w.Write(b.Bytes())
+	return err
+}
 
-	fmt.Fprintf(&b, "## Runs\n\n")
+// writeHeader prints where and how the study ran.
+func (r *Report) writeHeader(b *bytes.Buffer) {
+	p := r.Params
+	fmt.Fprintf(b, "# Forget storms next to 4k reads: forgetstudy\n\n")
+	fmt.Fprintf(b, "- Kernel %s, %d CPUs, fuse enable_uring=%s, %s, %s; started %s.\n",
+		r.Env.Kernel, r.Env.CPUs, r.Env.EnableUring, r.Env.GoVersion, r.Env.Fio, r.Env.Started.Format(time.RFC3339))
+	if r.Env.Command != "" {
+		fmt.Fprintf(b, "- Command: `%s`\n", r.Env.Command)
+	}
+	fmt.Fprintf(b, "- %s inodes per storm (files in a passthrough of %s/src, ≤%s per directory), %d run(s) per policy, policies alternating, ring queue depth %d.\n",
+		groupThousands(int64(p.Inodes)), p.WorkDir, groupThousands(FilesPerDir), p.Runs, p.QueueDepth)
+	fmt.Fprintf(b, "- Reads: %d fio reader(s) at depth %d, warm-up %v, baseline run %v, storm run %v with eviction by %s %v after its first READ reached the server. Storm command: `%s`\n",
+		p.Read.Jobs, p.Read.Depth, p.Warmup, p.Baseline, p.Read.Runtime, p.Evict, p.StormDelay, r.Env.FioCommand)
+	fmt.Fprintf(b, "- Cells: median [min–max] over runs. Latencies are nearest-rank percentiles of fio's per-I/O completion latency (clat log, millisecond timestamps) for reads in flight during the window (issued before its end, by the logged completion time less the latency, and completed after its start), so a read stuck behind the storm counts from where it was issued to where it completed. Drain: from the eviction trigger until the server's live nodes are back at the pre-instantiation count (1 ms poll; for cgroup reclaim, until forgets stop). First/last forget: the first and last change of the live node count. Memory is this process (server and study harness), sampled every 10 ms. Daemon costs per forget are the storm span's counts less the pre-trigger span's rate (reads alone) times the storm's length, over forgets.\n\n")
+}
+
+// writeKindStatus prints the skipped and failed policies of a kind and
+// returns the summaries of those that ran.
+func writeKindStatus(b *bytes.Buffer, sums []Summary, kind string) []Summary {
+	var ks []Summary
+	for _, s := range sums {
+		if s.Kind == kind {
+			ks = append(ks, s)
+		}
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	title := map[string]string{KindRealKernel: "Real kernel", KindModel: "Model (kmodel, not measured on a kernel)"}[kind]
+	fmt.Fprintf(b, "## %s\n\n", title)
+	var run []Summary
+	for _, s := range ks {
+		if s.Skipped != "" {
+			fmt.Fprintf(b, "- **%s skipped**: %s\n", s.Policy, s.Skipped)
+		}
+		for _, e := range s.Errors {
+			fmt.Fprintf(b, "- **%s failed**: %s\n", s.Policy, e)
+		}
+		if s.Runs > 0 {
+			run = append(run, s)
+		}
+	}
+	if len(run) == 0 {
+		fmt.Fprintf(b, "\nNo run of this kind completed.\n\n")
+	}
+	return run
+}
+
+// writeTransport prints the forget transport table.
+func writeTransport(b *bytes.Buffer, run []Summary, kind string) {
+	fmt.Fprintf(b, "\n### Forget transport\n\n")
+	var rows [][]string
+	for _, s := range run {
+		held := pair(s, MHeldMean, MHeldMax, trimFloat)
+		ringOps := cell(s.Metrics[MRingOpsPerFgt], trimFloat)
+		if s.Kind == KindRealKernel && s.RingForgetMsgs == 0 {
+			held, ringOps = "0 / 0 (no forget on the ring)", "0 (no forget on the ring)"
+		}
+		rows = append(rows, []string{kind, s.Policy, strconv.Itoa(s.Runs),
+			cell(s.Metrics[MForgets], fCount),
+			cell(s.Metrics[MDevMsgs], fCount) + " (" + cell(s.Metrics[MSingles], fCount) + " + " + cell(s.Metrics[MBatchMsgs], fCount) + ")",
+			cell(s.Metrics[MDevPerMsg], trimFloat),
+			cell(s.Metrics[MRingMsgs], fCount),
+			cell(s.Metrics[MMsgsPerForget], trimFloat),
+			cell(s.Metrics[MSysPerForget], trimFloat),
+			ringOps, held})
+	}
+	table(b, []string{"kind", "policy", "runs", "forgets", "/dev/fuse forget msgs (FORGET + BATCH_FORGET)", "forgets per /dev/fuse msg", "ring forget msgs", "msgs/forget", "syscalls/forget", "ring CQEs+commits/forget", "ring entries holding forgets mean / max (trace)"}, rows)
+}
+
+// writeCosts prints what the storm cost the daemon per forget.
+func writeCosts(b *bytes.Buffer, run []Summary) {
+	fmt.Fprintf(b, "### Daemon cost per forget (storm less the reads' rate)\n\n")
+	var rows [][]string
+	for _, s := range run {
+		rows = append(rows, []string{s.Policy,
+			cell(s.Metrics[MXCPU], fDur),
+			cell(s.Metrics[MXVol], trimFloat) + " / " + cell(s.Metrics[MXInvol], trimFloat),
+			cell(s.Metrics[MXEnters], trimFloat),
+			cell(s.Metrics[MXCQEs], trimFloat) + " / " + cell(s.Metrics[MXCommits], trimFloat),
+			cell(s.Metrics[MXDevMsgs], trimFloat),
+			cell(s.Metrics[MSlabPerFgt], trimFloat),
+			cell(s.Metrics[MThreads], fCount),
+			cell(s.Metrics[MDevReaders], fCount) + " / " + cell(s.Metrics[MDevBuf], fMiB)})
+	}
+	table(b, []string{"policy", "CPU", "context switches vol / invol", "io_uring_enter", "ring CQEs / commits (all)", "/dev/fuse reads (wake-ups)", "SUnreclaim peak B", "threads peak", "/dev/fuse readers / buffers"}, rows)
+}
+
+// writeLatency prints the read latency table.
+func writeLatency(b *bytes.Buffer, run []Summary, kind string) {
+	fmt.Fprintf(b, "### Concurrent 4k reads, p50 / p99\n\n")
+	var rows [][]string
+	for _, s := range run {
+		rows = append(rows, []string{kind, s.Policy,
+			pair(s, MBaseP50, MBaseP99, fDur), pair(s, MPreP50, MPreP99, fDur),
+			pair(s, M100P50, M100P99, fDur), pair(s, M1sP50, M1sP99, fDur), pair(s, MWholeP50, MWholeP99, fDur),
+			pair(s, MFgtP50, MFgtP99, fDur),
+			cell(s.Metrics[MBaseIOPS], fCount) + " / " + cell(s.Metrics[M100IOPS], fCount) + " / " + cell(s.Metrics[M1sIOPS], fCount) + " / " + cell(s.Metrics[MFgtIOPS], fCount)})
+	}
+	table(b, []string{"kind", "policy", "baseline run", "storm run before trigger", "first 100 ms", "first 1 s", "whole storm", "while forgets arrive", "IOPS baseline / first 100 ms / first 1 s / while forgets arrive"}, rows)
+}
+
+// writeDrain prints the drain and memory table.
+func writeDrain(b *bytes.Buffer, run []Summary, kind string) {
+	fmt.Fprintf(b, "### Drain and memory\n\n")
+	var rows [][]string
+	for _, s := range run {
+		drained := fmt.Sprintf("%d/%d", s.DrainedRuns, s.Runs)
+		rows = append(rows, []string{kind, s.Policy,
+			cell(s.Metrics[MDropCaches], fDur), cell(s.Metrics[MFirstForget], fDur) + " → " + cell(s.Metrics[MLastForget], fDur),
+			cell(s.Metrics[MDrain], fDur) + " (" + drained + " drained)",
+			cell(s.Metrics[MForgetsPerSec], fCount),
+			triple(s, MRSSBefore, MRSSPeak, MRSSAfter, fMiB),
+			triple(s, MHeapBefore, MHeapPeak, MHeapAfter, fMiB),
+			cell(s.Metrics[MHeapLiveBefore], fMiB) + " → " + cell(s.Metrics[MHeapLiveAfter], fMiB) + " (" + cell(s.Metrics[MHeapPerNode], trimFloat) + " B/node)",
+			cell(s.Metrics[MPreNodes], fCount) + " → " + cell(s.Metrics[MEndNodes], fCount),
+			cell(s.Metrics[MSlabBefore], fCount) + " → " + cell(s.Metrics[MSlabAfter], fCount)})
+	}
+	table(b, []string{"kind", "policy", "eviction trigger", "first → last forget", "drain", "forgets/s", "RSS before → peak → after", "Go heap objects before → peak → after", "live heap after GC: all nodes → drained", "live nodes before → after", "fuse_inode slab before → after"}, rows)
+}
+
+// writeBatches prints the histogram of forgets per message.
+func writeBatches(b *bytes.Buffer, run []Summary) {
+	fmt.Fprintf(b, "### Forgets per message (messages, summed over runs)\n\n")
+	head := []string{"forgets per message"}
+	for _, s := range run {
+		head = append(head, s.Policy)
+	}
+	var rows [][]string
+	for i := range HistogramBuckets {
+		row := []string{BucketLabel(i)}
+		any := false
+		for _, s := range run {
+			row = append(row, fCount(float64(s.Batches[i])))
+			any = any || s.Batches[i] > 0
+		}
+		if any {
+			rows = append(rows, row)
+		}
+	}
+	total := []string{"**messages**"}
+	for _, s := range run {
+		total = append(total, fCount(float64(s.Batches.Total())))
+	}
+	table(b, head, append(rows, total))
+}
+
+// writeRuns prints one row per run.
+func (r *Report) writeRuns(b *bytes.Buffer) {
+	fmt.Fprintf(b, "## Runs\n\n")
 	var rows [][]string
 	for _, rr := range r.Runs {
 		if rr.Result == nil {
@@ -463,9 +571,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmtDur(x.Storm100ms.P99), fMiB(float64(x.RSSPeak)),
 			strings.Join(x.Notes, "; ")})
 	}
-	table(&b, []string{"kind", "policy", "run", "instantiated", "forgets", "forget msgs /dev/fuse (FORGET + BATCH) + ring", "drop_caches", "drain", "p99 first 100 ms", "peak RSS", "notes"}, rows)
-	_, err := w.Write(b.Bytes())
-	return err
+	table(b, []string{"kind", "policy", "run", "instantiated", "forgets", "forget msgs /dev/fuse (FORGET + BATCH) + ring", "eviction trigger", "drain", "p99 first 100 ms", "peak RSS", "notes"}, rows)
 }
 
 // writeComparison prints each policy against the first of its kind.

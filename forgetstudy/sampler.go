@@ -27,6 +27,8 @@ type rawSample struct {
 	forgets uint64
 	rss     uint64
 	heap    uint64
+	slab    int64 // SUnreclaim, bytes (-1 unknown)
+	threads int
 }
 
 // sampler watches a server during a storm.
@@ -39,6 +41,7 @@ type sampler struct {
 
 	trigger   atomic.Int64 // Unix ns of the drop_caches write; 0 before
 	drainedAt atomic.Int64 // Unix ns the live count reached base; 0 before
+	changedAt atomic.Int64 // Unix ns of the last live-count change after the trigger
 	drained   chan struct{}
 
 	stop chan struct{}
@@ -108,6 +111,7 @@ func (s *sampler) loop() {
 					s.firstChange = now
 				}
 				s.lastChange = now
+				s.changedAt.Store(now)
 				s.nodePts = append(s.nodePts, NodePoint{T: time.Duration(now), Nodes: n})
 			}
 			if n <= s.base && s.drainedAt.Load() == 0 {
@@ -133,7 +137,8 @@ func (s *sampler) take(now, nodes int64) {
 	if f >= s.forgets0 {
 		f -= s.forgets0
 	}
-	s.samples = append(s.samples, rawSample{t: now, nodes: nodes, forgets: f, rss: s.status.rss(), heap: heap})
+	rss, threads := s.status.read()
+	s.samples = append(s.samples, rawSample{t: now, nodes: nodes, forgets: f, rss: rss, heap: heap, slab: sunreclaim(), threads: threads})
 }
 
 func totalForgets(st server.Stats) uint64 {
@@ -159,16 +164,16 @@ func openProcStatus() *procStatus {
 	return &procStatus{fd: fd, buf: make([]byte, 8192)}
 }
 
-// rss returns VmRSS in bytes, 0 if unknown.
-func (p *procStatus) rss() uint64 {
+// read returns VmRSS in bytes and the thread count, 0 if unknown.
+func (p *procStatus) read() (rss uint64, threads int) {
 	if p.fd < 0 {
-		return 0
+		return 0, 0
 	}
 	n, err := unix.Pread(p.fd, p.buf, 0)
 	if err != nil || n <= 0 {
-		return 0
+		return 0, 0
 	}
-	return parseVmRSS(p.buf[:n])
+	return parseVmRSS(p.buf[:n]), parseThreads(p.buf[:n])
 }
 
 func (p *procStatus) close() {

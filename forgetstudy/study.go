@@ -110,29 +110,6 @@ func Run(ctx context.Context, p Params, policies []Policy) (*Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-// PoliciesByName resolves a list of policy names (nil or empty: the
-// [DefaultPolicies]).
-func PoliciesByName(names []string) ([]Policy, error) {
-	if len(names) == 0 {
-		names = DefaultPolicies
-	}
-	var ps []Policy
-	seen := map[string]bool{}
-	for _, n := range names {
-		n = strings.TrimSpace(n)
-		if n == "" || seen[n] {
-			continue
-		}
-		seen[n] = true
-		p, err := Lookup(n)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
-}
-
 func currentEnv(p Params) Env {
 	e := Env{
 		Fio:        fioVersion(p.Read.Fio),

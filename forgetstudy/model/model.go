@@ -69,7 +69,7 @@ const (
 	NameSmallEnts             = "model-small-ents"
 )
 
-// Names lists the model policies in registration order.
+// Names lists the model policies in the order of Policies.
 var Names = []string{NameDevFuse, NameUringForgetsOnDevFuse, NamePatchV3, NameBatched, NameCapped, NameBatchedCap, NameHeldBack, NameSmallEnts}
 
 // Settings of the model runs.
@@ -131,10 +131,14 @@ func Policies() []Policy {
 	}
 }
 
-func init() {
+// All returns the model policies as forgetstudy policies, for
+// forgetstudy.Pick.
+func All() []forgetstudy.Policy {
+	var ps []forgetstudy.Policy
 	for _, p := range Policies() {
-		forgetstudy.Register(p)
+		ps = append(ps, p)
 	}
+	return ps
 }
 
 // possibleCPUs counts /sys/devices/system/cpu/possible, as the ring
@@ -436,13 +440,13 @@ func (r *rig) storm(ctx context.Context, prm forgetstudy.Params, rd *readers, re
 	}
 	before := r.snapshot()
 	trigger := time.Now()
-	// drop_caches: one task, on CPU 0, at the measured eviction rate.
+	storm := evictStorm(prm, r.nq)
 	var nEvicted int
 	var took time.Duration
 	evicted := make(chan struct{})
 	go func() {
 		defer close(evicted)
-		nEvicted = r.m.EvictStorm(ctx, kmodel.Storm{CPUs: []int{0}})
+		nEvicted = r.m.EvictStorm(ctx, storm)
 		took = time.Since(trigger)
 	}()
 	res, err := r.waitDrain(ctx, prm, rd, trigger, res)
@@ -465,6 +469,7 @@ func (r *rig) storm(ctx context.Context, prm forgetstudy.Params, rd *readers, re
 	res.EndNodes = r.srv.NodesAlive()
 	prm.Logf("evicted %d nodes in %v", nEvicted, res.DropCaches.Round(time.Microsecond))
 	r.count(&res, before, drain, end, trigger, drainAt, nEvicted, prm.QueueDepth)
+	res.Notes = append(res.Notes, fmt.Sprintf("model eviction (%s): %d task(s), %.0f evictions/s each (0: kmodel's default %d), %d per lock hold (0: %d)", prm.Evict, len(storm.CPUs), storm.Rate, kmodel.DefaultEvictRate, storm.Burst, kmodel.DefaultEvictBurst))
 
 	ios := rd.ios()
 	st, pre, trig := rd.start.UnixNano(), preAt.UnixNano(), trigger.UnixNano()
@@ -481,6 +486,20 @@ func (r *rig) storm(ctx context.Context, prm forgetstudy.Params, rd *readers, re
 	res.Forgetting = forgetstudy.Window(ios, trig+int64(res.FirstForget), trig+int64(res.LastForget)+int64(time.Millisecond))
 	res.LatSeries = forgetstudy.WindowSeries(ios, trig, pre, stop, 10*time.Millisecond)
 	return res, nil
+}
+
+// evictStorm is the model of prm.Evict: drop_caches and cgroup reclaim
+// (memory.high written by one task) evict from one task on CPU 0, unlink
+// from one task per CPU.
+func evictStorm(prm forgetstudy.Params, nq int) kmodel.Storm {
+	s := kmodel.Storm{CPUs: []int{0}, Rate: prm.ModelEvictRate, Burst: prm.ModelEvictBurst}
+	if prm.Evict == forgetstudy.EvictUnlink {
+		s.CPUs = make([]int, nq)
+		for i := range s.CPUs {
+			s.CPUs[i] = i
+		}
+	}
+	return s
 }
 
 // waitDrain polls the live nodes every millisecond, and samples every
@@ -576,8 +595,8 @@ func (r *rig) count(res *forgetstudy.Result, before, drain, end snapshot, trigge
 		res.EntriesHeldMean = heldArea / span / float64(len(drain.m.Queues))
 	}
 	dev := end.m.Dev
-	res.Notes = append(res.Notes, fmt.Sprintf("model: %d queues of depth %d; drop_caches on CPU 0 at %d/s; forgets on the ring reached %d queue(s); entries held are per queue (mean over trigger→drain, max over queues); ring syscalls are the io_uring_enter calls that carried forget work (submitted a forget commit or returned a forget CQE); in all, reads included, the ring made %d enters (%d slept) and /dev/fuse %d reads (%d slept) from the trigger to Tail after the drain",
-		r.nq, depth, kmodel.DefaultEvictRate, res.RingForgetQueues, enters, sleeps, dev.Reads-before.m.Dev.Reads, dev.Sleeps-before.m.Dev.Sleeps))
+	res.Notes = append(res.Notes, fmt.Sprintf("model: %d queues of depth %d; forgets on the ring reached %d queue(s); entries held are per queue (mean over trigger→drain, max over queues); ring syscalls are the io_uring_enter calls that carried forget work (submitted a forget commit or returned a forget CQE); in all, reads included, the ring made %d enters (%d slept) and /dev/fuse %d reads (%d slept) from the trigger to Tail after the drain",
+		r.nq, depth, res.RingForgetQueues, enters, sleeps, dev.Reads-before.m.Dev.Reads, dev.Sleeps-before.m.Dev.Sleeps))
 	if q, dlv := drain.m.ForgetsQueued-before.m.ForgetsQueued, drain.m.ForgetsDelivered-before.m.ForgetsDelivered; q != dlv || q != uint64(evicted) {
 		res.Notes = append(res.Notes, fmt.Sprintf("model queued %d forgets and delivered %d for %d evictions", q, dlv, evicted))
 	}

@@ -104,16 +104,16 @@ func TestModelPolicies(t *testing.T) {
 	}
 }
 
-// TestRegistered checks that the policies are in the study's registry as
-// model policies.
-func TestRegistered(t *testing.T) {
-	for _, n := range Names {
-		p, err := forgetstudy.Lookup(n)
-		if err != nil {
-			t.Fatal(err)
-		}
+// TestAll checks that All lists every model policy, of the model kind.
+func TestAll(t *testing.T) {
+	all := All()
+	pols, err := forgetstudy.Pick(all, Names)
+	if err != nil || len(pols) != len(all) {
+		t.Fatalf("Pick(All(), Names) = %d policies, %v; want %d", len(pols), err, len(all))
+	}
+	for _, p := range all {
 		if p.Kind() != forgetstudy.KindModel {
-			t.Errorf("%s: kind %q", n, p.Kind())
+			t.Errorf("%s: kind %q", p.Name(), p.Kind())
 		}
 	}
 }
@@ -123,10 +123,11 @@ func TestRegistered(t *testing.T) {
 func TestModelReadDepth(t *testing.T) {
 	for _, name := range []string{NamePatchV3, NameBatchedCap} {
 		t.Run(name, func(t *testing.T) {
-			pol, err := forgetstudy.Lookup(name)
+			pols, err := forgetstudy.Pick(All(), []string{name})
 			if err != nil {
 				t.Fatal(err)
 			}
+			pol := pols[0]
 			p := forgetstudy.Params{
 				Inodes:       2000,
 				QueueDepth:   8,

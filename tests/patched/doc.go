@@ -17,6 +17,11 @@
 //     alternative the series offers as a fuse module parameter), and
 //     SIGKILL, abort and unmount during a storm on the ring.
 //
+// TestStudyVM, also on the host, runs kernel/study (the forget study's VM
+// runner) with a small study of patch v3 and its batched variant and
+// checks the counts it brings back: one forget per ring message under v3,
+// batches under uring_forget_batch, the fuse_uring_forget_ents trace.
+//
 // Each storm prints one line "STORM {json}" with its counts (forgets per
 // message on each path, ring CQEs, commits and io_uring_enter calls per
 // forget); TestVM repeats those lines in its log. The storm's size is
