@@ -116,7 +116,7 @@ func (k *kernelPolicy) prepare() (restore func() error, err error) {
 		return nil, fmt.Errorf("%w: needs root (mount(2), drop_caches)", ErrNotSupported)
 	}
 	if k.uring {
-		if b, err := os.ReadFile(mount.EnableUringParam); err != nil || len(b) == 0 || b[0] != 'Y' {
+		if on, err := mount.UringEnabled(); err != nil || !on {
 			return nil, fmt.Errorf("%w: FUSE-over-io_uring is off (%s is not Y)", ErrNotSupported, mount.EnableUringParam)
 		}
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -122,10 +120,13 @@ func currentEnv(p Params) Env {
 	if unix.Uname(&u) == nil {
 		e.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	if b, err := os.ReadFile(mount.EnableUringParam); err == nil {
-		e.EnableUring = strings.TrimSpace(string(b))
-	} else {
+	switch on, err := mount.UringEnabled(); {
+	case err != nil:
 		e.EnableUring = "unknown"
+	case on:
+		e.EnableUring = "Y"
+	default:
+		e.EnableUring = "N"
 	}
 	return e
 }

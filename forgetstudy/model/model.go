@@ -39,11 +39,9 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -141,25 +139,12 @@ func All() []forgetstudy.Policy {
 	return ps
 }
 
-// possibleCPUs counts /sys/devices/system/cpu/possible, as the ring
-// channel does: the model needs as many queues as the channel makes.
+// possibleCPUs counts the possible CPUs as the ring channel does: the
+// model needs as many queues as the channel makes.
 func possibleCPUs() int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	n, err := ring.Machine{}.PossibleCPUs()
 	if err != nil {
 		return runtime.NumCPU()
-	}
-	n := 0
-	for part := range strings.SplitSeq(strings.TrimSpace(string(b)), ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		z, err2 := a, error(nil)
-		if isRange {
-			z, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil {
-			return runtime.NumCPU()
-		}
-		n += z - a + 1
 	}
 	return max(n, 1)
 }
