@@ -39,7 +39,7 @@ type queue struct {
 	// forgets collects the forgets that arrived on the ring during one
 	// completion batch; they are applied after the batch, once their
 	// entries' empty commits are queued.
-	forgets  []wire.ForgetOne
+	forgets  server.Forgets
 	scratch  wire.Request // forget decoding
 	live     int          // entries not dead
 	backoff  bool         // a REGISTER came back -EAGAIN in this batch
@@ -70,13 +70,12 @@ type queue struct {
 
 func newQueue(c *Channel, s *server.Server, qid, depth int, conn wire.Conn) *queue {
 	return &queue{
-		c:       c,
-		s:       s,
-		qid:     qid,
-		conn:    conn,
-		ents:    make([]Entry, depth),
-		cqes:    make([]Completion, depth),
-		forgets: make([]wire.ForgetOne, 0, 512),
+		c:    c,
+		s:    s,
+		qid:  qid,
+		conn: conn,
+		ents: make([]Entry, depth),
+		cqes: make([]Completion, depth),
 	}
 }
 
@@ -95,6 +94,7 @@ func (q *queue) run(ready chan<- error) {
 		_ = pinToCPU(q.qid) // best effort: the CPU may be outside our cpuset
 	}
 	q.tid = unix.Gettid()
+	threadName("fuse-ring")
 	if q.c.opts.SchedIdle {
 		if err := setSchedIdle(0, true); err != nil {
 			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)
@@ -183,9 +183,8 @@ func (q *queue) loop() {
 			q.complete(c, flags)
 		}
 		q.commitDone()
-		if len(q.forgets) > 0 {
-			q.w.ApplyForgets(q.forgets)
-			q.forgets = q.forgets[:0]
+		if q.forgets.Messages() > 0 {
+			q.w.ApplyForgets(&q.forgets)
 		}
 		if q.backoff {
 			// The kernel has not processed the INIT reply yet; do
@@ -408,6 +407,7 @@ func (q *queue) startPool() {
 			// may leave a caller's credentials on it (package creds).
 			runtime.LockOSThread()
 			w.OwnThread()
+			threadName("fuse-pool")
 			for e := range q.async {
 				q.handle(w, e)
 				q.doneMu.Lock()
@@ -546,17 +546,17 @@ func (q *queue) takeForgets(h *wire.UringReqHeader, payload []byte) {
 		q.s.Logf("ring: queue %d: undecodable forget: %v", q.qid, err)
 		return
 	}
-	op := r.Header.Opcode
-	n := 1
-	if op == wire.FUSE_FORGET {
-		q.forgets = append(q.forgets, wire.ForgetOne{NodeID: r.Header.NodeID, Nlookup: wire.ArgAs[wire.ForgetIn](r).Nlookup})
-	} else {
-		ones := r.ForgetOnes()
-		n = len(ones)
-		q.forgets = append(q.forgets, ones...)
-	}
+	n := q.forgets.Len()
+	q.forgets.Add(r)    // the server counts it when the batch is applied
 	*r = wire.Request{} // drop the references into the entry
-	q.w.CountForgetMessage(op, n)
+	// The queue's own view, for per-queue statistics.
 	q.stats.forgetMsgs.Add(1)
-	q.stats.forgets.Add(uint64(n))
+	q.stats.forgets.Add(uint64(q.forgets.Len() - n))
+}
+
+// threadName names the calling thread, for perf and top (15 bytes at most).
+func threadName(name string) {
+	var b [16]byte
+	copy(b[:15], name)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }
