@@ -2,7 +2,6 @@ package session
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,13 +24,13 @@ const (
 )
 
 // coalesce returns the readers' forget-coalescing settings for o, or nil.
-// It reads fusectl through wf, which the caller closes once the readers
-// are gone.
+// Over /dev/fuse alone a waiting reader asks fusectl (wf) whether a
+// request waits. With the ring it does not: requests come over the ring,
+// unless the ring failed at INIT. (After a REGISTER refused later, the
+// kernel sends requests to /dev/fuse again; during a storm they then wait
+// up to the window.)
 func coalesce(o *Options, rc *ring.Channel, wf *waitingFile) *devfuse.Coalesce {
 	w := o.Coalesce
-	if e := os.Getenv("XXX_COALESCE"); e != "" { // TEMP experiment knob
-		w, _ = time.ParseDuration(e)
-	}
 	if w < 0 {
 		return nil
 	}
@@ -41,8 +40,13 @@ func coalesce(o *Options, rc *ring.Channel, wf *waitingFile) *devfuse.Coalesce {
 			w = UringCoalesce
 		}
 	}
+	poll := time.Duration(0) // devfuse's default: Window/8
+	if rc != nil {
+		poll = w // one look before each wait: is the ring still there?
+	}
 	return &devfuse.Coalesce{
 		Window: w,
+		Poll:   poll,
 		Pending: func(held int) bool {
 			if rc != nil && ringServing(rc) {
 				return false
