@@ -21,6 +21,9 @@ const (
 	// the /dev/fuse readers carry only forgets and interrupts, so an
 	// INTERRUPT waits at most this long for a reader.
 	UringCoalesce = 2 * time.Millisecond
+	// forgetNice is the nice value of the thread that applies the
+	// forgets the readers take.
+	forgetNice = 10
 )
 
 // coalesce returns the readers' forget-coalescing settings for o, or nil.
@@ -47,6 +50,7 @@ func coalesce(o *Options, rc *ring.Channel, wf *waitingFile) *devfuse.Coalesce {
 	return &devfuse.Coalesce{
 		Window: w,
 		Poll:   poll,
+		Nice:   forgetNice,
 		Pending: func(held int) bool {
 			if rc != nil && ringServing(rc) {
 				return false

@@ -63,12 +63,8 @@ func Serve(s *server.Server, dev Device, opts *Options) error {
 		n = max(4, runtime.GOMAXPROCS(0))
 	}
 	var ap *applier
-	if st != nil && opts.Coalesce.Nice >= 0 {
-		nice := opts.Coalesce.Nice
-		if nice == 0 {
-			nice = 10
-		}
-		ap = newApplier(s, nice)
+	if st != nil && !opts.Coalesce.Inline {
+		ap = newApplier(s, opts.Coalesce.Nice)
 		defer ap.stop()
 	}
 	var wg sync.WaitGroup

@@ -55,9 +55,12 @@ type Coalesce struct {
 	Poll time.Duration
 	// Stats, if not nil, receives counts of the coalescing.
 	Stats *CoalesceStats
-	// Nice is the nice value of the thread that applies the forgets the
-	// readers take (0: 10; negative: the readers apply them themselves).
-	Nice int
+	// Inline makes the readers apply the forgets they take themselves.
+	// Otherwise a thread of its own applies them, at nice value Nice
+	// (0: the readers' priority), so that the readers go straight back
+	// to read(2).
+	Inline bool
+	Nice   int
 }
 
 // CoalesceStats count what coalescing did. They are updated atomically
