@@ -145,13 +145,20 @@ func (w *Worker) TakeForgetsDev(msg []byte, f *Forgets) bool {
 	return true
 }
 
-// Trim drops f's storage if it is empty and holds room for more than n
-// forgets, so that a storm's backlog does not stay allocated.
-func (f *Forgets) Trim(n int) {
-	if len(f.ones) == 0 && cap(f.ones) > n {
-		f.ones = nil
-	}
+// Use makes f keep its forgets in buf, memory the caller owns (such as
+// an anonymous mapping outside the Go heap), and empties f. Add appends
+// past cap(buf) into the Go heap; a caller that must stay in buf checks
+// Room first.
+func (f *Forgets) Use(buf []wire.ForgetOne) {
+	f.reset()
+	f.ones = buf[:0]
 }
+
+// Room returns how many forgets f can take before it outgrows its storage.
+func (f *Forgets) Room() int { return cap(f.ones) - len(f.ones) }
+
+// Storage returns the storage f keeps its forgets in, up to its capacity.
+func (f *Forgets) Storage() []wire.ForgetOne { return f.ones[:cap(f.ones)] }
 
 // Swap exchanges the contents of f and g.
 func (f *Forgets) Swap(g *Forgets) { *f, *g = *g, *f }

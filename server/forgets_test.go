@@ -41,18 +41,14 @@ func TestForgetsAddMove(t *testing.T) {
 	if f.Len() != 0 || f.Messages() != 0 || g.Len() != 4 || g.Messages() != 2 || g.sizes[1] != 1 {
 		t.Errorf("after Move: f %d/%d, g %d/%d", f.Len(), f.Messages(), g.Len(), g.Messages())
 	}
-	g.Trim(1)
-	if g.ones == nil {
-		t.Error("Trim freed storage in use")
+	buf := make([]wire.ForgetOne, 4)
+	g.Use(buf)
+	if g.Len() != 0 || g.Messages() != 0 || g.Room() != 4 {
+		t.Fatalf("after Use: %d forgets in %d messages, room %d", g.Len(), g.Messages(), g.Room())
 	}
-	g.reset()
-	g.Trim(1 << 20)
-	if g.ones == nil {
-		t.Error("Trim freed small storage")
-	}
-	g.Trim(1)
-	if g.ones != nil {
-		t.Error("Trim kept large empty storage")
+	g.Add(&batch)
+	if g.Room() != 1 || &g.Storage()[0] != &buf[0] {
+		t.Errorf("room %d after 3 forgets in 4, or not in buf", g.Room())
 	}
 }
 

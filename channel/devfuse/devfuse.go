@@ -64,8 +64,9 @@ func Serve(s *server.Server, dev Device, opts *Options) error {
 	}
 	var ap *applier
 	if st != nil && !opts.Coalesce.Inline {
-		ap = newApplier(s, opts.Coalesce.Nice)
-		defer ap.stop()
+		if ap = newApplier(s, opts.Coalesce.Nice); ap != nil {
+			defer ap.stop()
+		}
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)

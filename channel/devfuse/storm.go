@@ -201,35 +201,77 @@ func forgetCount(op wire.Opcode, n int) (int, bool) {
 }
 
 // applier applies the forgets the readers take during coalescing, on a
-// thread of its own at a lower priority (Coalesce.Nice), so that closing
-// a storm's files in the filesystem yields the CPUs to the requests and
-// the readers go straight back to read(2).
+// thread of its own (at Coalesce.Nice), so that the readers go straight
+// back to read(2) and closing a storm's files in the filesystem runs off
+// the request path.
+//
+// Its two buffers are anonymous mappings outside the Go heap, of
+// applierCap forgets each: one fills while the other is applied. A storm
+// must not leave a backlog's worth of heap behind (issue 5): a reader
+// that finds no room applies its message itself, and the pages a large
+// batch touched go back to the kernel once it is applied.
 type applier struct {
 	w    *server.Worker
 	nice int
 	mu   sync.Mutex
 	in   server.Forgets // taken by the readers, not yet applied
 	work server.Forgets // being applied (the applier's alone)
-	wake chan struct{}  // capacity 1: forgets are waiting
+	maps [2][]byte
+	wake chan struct{} // capacity 1: forgets are waiting
 	done chan struct{}
 }
 
-// applierKeep is the storage, in forgets, the applier keeps between
-// storms; a storm's backlog beyond it is freed once applied.
+// applierCap is the capacity of each buffer, in forgets (1 MiB).
+const applierCap = 64 << 10
+
+// applierKeep is the part of a buffer, in bytes, that stays resident
+// after a batch is applied.
 const applierKeep = 16 << 10
 
+// newApplier starts an applier, or returns nil if its buffers cannot be
+// mapped (the readers then apply forgets themselves).
 func newApplier(s *server.Server, nice int) *applier {
 	a := &applier{w: s.NewWorker("devfuse"), nice: nice, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	for i := range a.maps {
+		m, err := unix.Mmap(-1, 0, applierCap*wire.SizeofForgetOne, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			a.unmap()
+			return nil
+		}
+		a.maps[i] = m
+	}
+	a.in.Use(asForgets(a.maps[0]))
+	a.work.Use(asForgets(a.maps[1]))
 	go a.loop()
 	return a
 }
 
+func asForgets(m []byte) []wire.ForgetOne {
+	return unsafe.Slice((*wire.ForgetOne)(unsafe.Pointer(&m[0])), len(m)/wire.SizeofForgetOne)
+}
+
+func (a *applier) unmap() {
+	for i, m := range a.maps {
+		if m != nil {
+			_ = unix.Munmap(m)
+			a.maps[i] = nil
+		}
+	}
+}
+
 // take moves the forgets of msg into the applier's queue and reports
-// whether msg was a forget message; r is the reader's worker, which
-// decodes it.
+// whether it did; r is the reader's worker, which decodes it. A message
+// that is not a forget, or does not fit, is the reader's to serve.
 func (a *applier) take(r *server.Worker, msg []byte) bool {
+	if len(msg) < wire.SizeofInHeader {
+		return false
+	}
+	n, ok := forgetCount(wire.View[wire.InHeader](msg).Opcode, len(msg))
+	if !ok {
+		return false
+	}
 	a.mu.Lock()
-	ok := r.TakeForgetsDev(msg, &a.in)
+	ok = a.in.Room() >= n && r.TakeForgetsDev(msg, &a.in)
 	a.mu.Unlock()
 	if ok {
 		select {
@@ -259,21 +301,26 @@ func (a *applier) applyAll() {
 	for {
 		a.mu.Lock()
 		a.in.Swap(&a.work)
-		a.in.Trim(applierKeep)
 		a.mu.Unlock()
 		if a.work.Messages() == 0 {
 			return
 		}
+		n := a.work.Len()
 		a.w.ApplyForgets(&a.work)
-		a.work.Trim(applierKeep)
+		if used := n * wire.SizeofForgetOne; used > applierKeep {
+			b := a.work.Storage()
+			discardPages(unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), used)[applierKeep:])
+		}
 	}
 }
 
-// stop applies what is left and ends the applier; call it once no reader
-// takes forgets any more.
+// stop applies what is left, ends the applier and unmaps its buffers; call
+// it once no reader takes forgets any more.
 func (a *applier) stop() {
 	close(a.wake)
 	<-a.done
+	a.in, a.work = server.Forgets{}, server.Forgets{}
+	a.unmap()
 }
 
 // setThreadName names the calling thread, for perf and top (15 bytes at
