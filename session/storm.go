@@ -22,8 +22,10 @@ const (
 	// INTERRUPT waits at most this long for a reader.
 	UringCoalesce = 2 * time.Millisecond
 	// forgetNice is the nice value of the thread that applies the
-	// forgets the readers take.
-	forgetNice = 10
+	// forgets the readers take. Not lower than the readers': a Go thread
+	// that the kernel leaves waiting holds up every stop-the-world
+	// pause and every lock it holds (measured: docs/storm-shield.md).
+	forgetNice = 0
 )
 
 // coalesce returns the readers' forget-coalescing settings for o, or nil.
