@@ -24,7 +24,7 @@ const (
 	// forgetNice is the nice value of the thread that applies the
 	// forgets the readers take. Not lower than the readers': a Go thread
 	// that the kernel leaves waiting holds up every stop-the-world
-	// pause and every lock it holds (measured: docs/storm-shield.md).
+	// pause and every lock it holds (docs/storm-shield.md).
 	forgetNice = 0
 )
 
