@@ -23,7 +23,7 @@ import (
 // filesystem's clients need. Only when several forgets are queued does a
 // read return them in one BATCH_FORGET (fs/fuse/dev.c, fuse_read_forget).
 //
-// With coalescing, once a small forget message arrives the readers take
+// With coalescing, once small forget messages come in a burst the readers take
 // turns at read(2), one at a time, and the one whose turn it is waits
 // until Window has passed since the last forget message before it reads:
 // the forgets queued meanwhile come in one message, and no other reader
@@ -38,9 +38,11 @@ type Coalesce struct {
 	// Window is the least time between two forget messages during a
 	// storm (0: none; coalescing is off).
 	Window time.Duration
-	// Small: a forget message of fewer forgets than this starts a storm
-	// (0: 64).
-	Small int
+	// Small: Burst forget messages in a row, each of fewer forgets than
+	// Small and each within Window of the one before, start a storm (0:
+	// 64 and 4). A stray forget (an unlink) does not: during a storm
+	// every request pays a hand-off of the turn.
+	Small, Burst int
 	// Quiet ends a storm: the first request read that long after the
 	// last forget message (0: 20 Windows, at least 10 ms).
 	Quiet time.Duration
@@ -77,10 +79,15 @@ type CoalesceStats struct {
 type storm struct {
 	c     Coalesce
 	small int
-	quiet int64
-	poll  int64
-	base  time.Time
-	on    atomic.Bool
+	burst int
+	// streak counts the small forget messages in a row, each within a
+	// window of the one before (the readers' saw calls are serialized
+	// during a storm; before one, a lost update only delays its start).
+	streak atomic.Int32
+	quiet  int64
+	poll   int64
+	base   time.Time
+	on     atomic.Bool
 	// turn is the right to read during a storm: whoever holds the one
 	// token reads; the other readers wait for it in Go, not in the
 	// kernel, where every queued forget would wake one of them.
@@ -104,6 +111,9 @@ func newStorm(c *Coalesce) *storm {
 	}
 	if s.small <= 0 {
 		s.small = 64
+	}
+	if s.burst = c.Burst; s.burst <= 0 {
+		s.burst = 4
 	}
 	quiet := c.Quiet
 	if quiet <= 0 {
@@ -179,8 +189,13 @@ func (s *storm) saw(msg []byte) {
 		}
 		return
 	}
-	s.last.Store(now)
-	if n < s.small && !s.on.Swap(true) {
+	prev := s.last.Swap(now)
+	switch {
+	case n >= s.small:
+		s.streak.Store(0)
+	case prev != 0 && now-prev > int64(s.c.Window):
+		s.streak.Store(1)
+	case int(s.streak.Add(1)) >= s.burst && !s.on.Swap(true):
 		s.stats.Storms.Add(1)
 	}
 	if s.on.Load() {

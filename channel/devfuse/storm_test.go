@@ -45,9 +45,9 @@ func forgetMsg(unique uint64, n int) []byte {
 	return wire.AppendRequest(nil, wire.InHeader{Opcode: wire.FUSE_BATCH_FORGET, Unique: unique}, wire.AsBytes(&in), ones)
 }
 
-// TestStormState: a small forget message starts a storm and sets the next
-// read a window later; a large one keeps the pace; a request ends the
-// storm only after Quiet.
+// TestStormState: a burst of small forget messages starts a storm and sets
+// the next read a window later, a stray one or a large batch does not; a
+// request ends the storm only after Quiet.
 func TestStormState(t *testing.T) {
 	var stats CoalesceStats
 	s := newStorm(&Coalesce{Window: time.Hour, Quiet: 2 * time.Hour, Stats: &stats})
@@ -56,9 +56,15 @@ func TestStormState(t *testing.T) {
 	if s.on.Load() {
 		t.Fatal("a large batch started a storm")
 	}
-	s.saw(forgetMsg(3, 1))
+	for i := range 3 {
+		s.saw(forgetMsg(uint64(3+i), 1))
+	}
+	if s.on.Load() {
+		t.Fatal("three FORGETs started a storm")
+	}
+	s.saw(forgetMsg(6, 1))
 	if !s.on.Load() || stats.Storms.Load() != 1 {
-		t.Fatal("a single FORGET did not start a storm")
+		t.Fatal("a burst of four FORGETs did not start a storm")
 	}
 	if d := s.next.Load() - s.now(); d < int64(59*time.Minute) {
 		t.Errorf("next read in %v, want a window", time.Duration(d))
@@ -84,7 +90,9 @@ func TestStormWaitCut(t *testing.T) {
 	var stats CoalesceStats
 	s := newStorm(&Coalesce{Window: time.Hour, Poll: time.Millisecond, Stats: &stats,
 		Pending: func(int) bool { return pending.Load() }})
-	s.saw(forgetMsg(2, 1))
+	for i := range 4 {
+		s.saw(forgetMsg(uint64(2+i), 1))
+	}
 	done := make(chan struct{})
 	go func() {
 		if !s.enter() {
@@ -108,7 +116,7 @@ func TestStormWaitCut(t *testing.T) {
 		t.Errorf("%d waits, %d cut; want 1, 1", stats.Waits.Load(), stats.Cut.Load())
 	}
 
-	s = newStorm(&Coalesce{Window: 5 * time.Millisecond})
+	s = newStorm(&Coalesce{Window: 5 * time.Millisecond, Burst: 1})
 	s.saw(forgetMsg(2, 1))
 	start := time.Now()
 	s.leave(s.enter())
@@ -127,7 +135,8 @@ func TestServeCoalesced(t *testing.T) {
 		init := wire.AppendRequest(nil, wire.InHeader{Opcode: wire.FUSE_INIT, Unique: 1}, wire.AsBytes(&initIn))
 		var stats CoalesceStats
 		dev := &scriptDev{msgs: [][]byte{init, forgetMsg(2, 1), forgetMsg(3, 1), forgetMsg(4, 300), forgetMsg(5, 1), forgetMsg(6, applierCap+1)}}
-		if err := Serve(srv, dev, &Options{Readers: 1, Coalesce: &Coalesce{Window: time.Millisecond, Inline: c.Inline, Nice: c.Nice, Stats: &stats}}); err != nil {
+		// Burst 2: the two FORGETs start the storm.
+		if err := Serve(srv, dev, &Options{Readers: 1, Coalesce: &Coalesce{Window: time.Millisecond, Burst: 2, Inline: c.Inline, Nice: c.Nice, Stats: &stats}}); err != nil {
 			t.Fatal(err)
 		}
 		cs := srv.Stats().Channels["devfuse"]
