@@ -385,6 +385,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		writeTransport(&b, run, kind)
 		writeCosts(&b, run)
 		writeLatency(&b, run, kind)
+		writeAgainstNative(&b, run)
 		writeDrain(&b, run, kind)
 		writeBatches(&b, run)
 		if len(run) > 1 {
@@ -591,6 +592,44 @@ func (r *Report) writeComparison(b *bytes.Buffer, run []Summary) {
 			ratioCell(MBaseP99), ratioCell(M100P99), ratioCell(M1sP99), ratioCell(MWholeP99), ratioCell(MFgtP99), ratioCell(MRSSPeak)})
 	}
 	table(b, []string{"kind", "policy", "msgs/forget", "drain", "baseline p99", "p99 first 100 ms", "p99 first 1 s", "p99 whole storm", "p99 while forgets arrive", "peak RSS"}, rows)
+}
+
+// writeAgainstNative compares each policy's storm with its own baseline,
+// next to native-control's: eviction alone costs native reads its ratio,
+// and only what a FUSE policy shows beyond it is the FUSE path's
+// (docs/storm-shield.md).
+func writeAgainstNative(b *bytes.Buffer, run []Summary) {
+	var native *Summary
+	for i := range run {
+		if run[i].Policy == NameNative {
+			native = &run[i]
+		}
+	}
+	if native == nil {
+		return
+	}
+	div := func(s *Summary, a, c string) float64 {
+		if s.Metrics[a].N == 0 || s.Metrics[c].N == 0 || s.Metrics[c].Median == 0 {
+			return math.NaN()
+		}
+		return s.Metrics[a].Median / s.Metrics[c].Median
+	}
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return "–"
+		}
+		return trimFloat(v) + "×"
+	}
+	fmt.Fprintf(b, "### Storm against baseline, next to native-control\n\n")
+	fmt.Fprintf(b, "native-control is the same storm without FUSE: its ratios are what kernel eviction alone costs the reads on this machine. What a FUSE policy shows beyond them is the FUSE path's, not eviction's.\n\n")
+	var rows [][]string
+	np99, niops := div(native, MWholeP99, MBaseP99), div(native, M100IOPS, MBaseIOPS)
+	for i := range run {
+		s := &run[i]
+		p99, iops := div(s, MWholeP99, MBaseP99), div(s, M100IOPS, MBaseIOPS)
+		rows = append(rows, []string{s.Kind, s.Policy, f(p99), f(p99 / np99), f(iops), f(iops / niops)})
+	}
+	table(b, []string{"kind", "policy", "p99 whole storm ÷ baseline", "÷ native's", "IOPS first 100 ms ÷ baseline", "÷ native's"}, rows)
 }
 
 // JSONDoc is what results.json holds.

@@ -18,7 +18,7 @@ var handlers = [wire.OpcodeMax]handler{
 	wire.FUSE_DESTROY:            (*Worker).doDestroy,
 	wire.FUSE_LOOKUP:             (*Worker).doLookup,
 	wire.FUSE_FORGET:             (*Worker).doForget,
-	wire.FUSE_BATCH_FORGET:       (*Worker).doBatchForget,
+	wire.FUSE_BATCH_FORGET:       (*Worker).doForget,
 	wire.FUSE_INTERRUPT:          (*Worker).doInterrupt,
 	wire.FUSE_NOTIFY_REPLY:       (*Worker).doNotifyReply,
 	wire.FUSE_GETATTR:            (*Worker).doGetattr,
@@ -148,21 +148,15 @@ func (w *Worker) doLookup(out []byte) (int, syscall.Errno) {
 	return w.putEntry(out)
 }
 
+// doForget serves FORGET and BATCH_FORGET through the one forget path
+// (ApplyForgets), which also counts the message. The forgets are applied
+// from the request buffer, not copied: a storm's large batches would
+// otherwise leave a copy's storage with every worker.
 func (w *Worker) doForget(out []byte) (int, syscall.Errno) {
-	in := wire.ArgAs[wire.ForgetIn](&w.req)
-	w.s.forgetNode(w.req.Header.NodeID, in.Nlookup)
-	w.stats.forgets.Add(1)
-	w.stats.forgetMsgs.Add(1)
-	w.stats.batch(1)
-	w.s.maybeCompact()
-	return 0, 0
-}
-
-func (w *Worker) doBatchForget(out []byte) (int, syscall.Errno) {
-	ones := w.req.ForgetOnes()
-	w.stats.forgetMsgs.Add(1)
-	w.stats.batch(len(ones))
-	w.ApplyForgets(ones)
+	f := &w.forgets
+	f.borrow(&w.req, &w.forgetOne)
+	w.ApplyForgets(f)
+	f.ones = nil // it pointed into the request
 	return 0, 0
 }
 

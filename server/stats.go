@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"io"
-	"math/bits"
 	"sort"
 	"sync/atomic"
 
@@ -25,17 +24,6 @@ type counters struct {
 	forgetMsgs    atomic.Uint64 // FORGET and BATCH_FORGET messages
 	forgetBatches [forgetBuckets]atomic.Uint64
 	replyFailed   atomic.Uint64 // reply the kernel no longer wanted (ENOENT)
-}
-
-func (c *counters) batch(n int) {
-	if n <= 0 {
-		return
-	}
-	b := bits.Len(uint(n)) - 1
-	if b >= forgetBuckets {
-		b = forgetBuckets - 1
-	}
-	c.forgetBatches[b].Add(1)
 }
 
 // ChannelStats are the statistics of one channel kind ("devfuse", "uring").

@@ -26,6 +26,11 @@ type Worker struct {
 	open  ringfuse.OpenOut
 	dw    dirWriter
 
+	// forgets and forgetOne are the scratch of the FORGET and
+	// BATCH_FORGET handler.
+	forgets   Forgets
+	forgetOne [1]wire.ForgetOne
+
 	// handout is what the last reply hands the kernel, kept so that it
 	// can be taken back if the kernel refuses the reply.
 	handout Handout
@@ -178,7 +183,9 @@ func (w *Worker) dispatch(out []byte) (r Reply) {
 		r.Error = -int32(syscall.ENOSYS)
 		return r
 	}
-	w.stats.ops[op].Add(1)
+	if op != wire.FUSE_FORGET && op != wire.FUSE_BATCH_FORGET {
+		w.stats.ops[op].Add(1) // forgets are counted by ApplyForgets
+	}
 	if op == wire.FUSE_INIT {
 		r.Init = true
 	} else if w.s.conn.Load() == nil {
@@ -263,23 +270,4 @@ func (w *Worker) undoCounted(h *Handout) {
 		w.s.forgetNode(id, 1)
 	}
 	h.counted = h.counted[:0]
-}
-
-// ApplyForgets drops the lookups listed in batch, as a BATCH_FORGET would.
-// Channels that collect forgets (the ring channel commits a forget's entry
-// first and applies forgets later, in batches) call it.
-func (w *Worker) ApplyForgets(batch []wire.ForgetOne) {
-	for i := range batch {
-		w.s.forgetNode(batch[i].NodeID, batch[i].Nlookup)
-	}
-	w.stats.forgets.Add(uint64(len(batch)))
-	w.s.maybeCompact()
-}
-
-// CountForgetMessage records one forget message of n forgets in the
-// statistics, for channels that apply forgets through ApplyForgets.
-func (w *Worker) CountForgetMessage(op wire.Opcode, n int) {
-	w.stats.ops[op].Add(1)
-	w.stats.forgetMsgs.Add(1)
-	w.stats.batch(n)
 }

@@ -33,6 +33,10 @@ type Options struct {
 	// offer it, the session serves over /dev/fuse alone; Ring().Err()
 	// says why.
 	Uring *ring.Options
+	// Coalesce is the forget-coalescing window of the /dev/fuse readers
+	// (see devfuse.Coalesce): 0 means DevFuseCoalesce, or UringCoalesce
+	// with Uring set; negative turns coalescing off.
+	Coalesce time.Duration
 }
 
 // Session is one mounted filesystem and the goroutines serving it.
@@ -44,6 +48,9 @@ type Session struct {
 	done   chan struct{}
 	err    error
 	connID uint32
+	// coalesced counts the forget coalescing of the /dev/fuse readers
+	// (nil if off).
+	coalesced *devfuse.CoalesceStats
 
 	unmountOnce sync.Once
 	unmountErr  error
@@ -87,8 +94,14 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 	fd := devfuse.FD(conn.Fd())
 	srv.SetBacking(fd.BackingOpen, fd.BackingClose)
 	srv.SetNotifyDevice(fd)
+	wf := newWaitingFile(s.connID)
+	dopts := &devfuse.Options{Readers: o.Readers, Coalesce: coalesce(&o, rc, wf)}
+	if dopts.Coalesce != nil {
+		s.coalesced = new(devfuse.CoalesceStats)
+		dopts.Coalesce.Stats = s.coalesced
+	}
 	go func() {
-		s.err = devfuse.Serve(srv, fd, &devfuse.Options{Readers: o.Readers})
+		s.err = devfuse.Serve(srv, fd, dopts)
 		// The connection is gone: the ring queues' entries have
 		// ended or are ending; stop them and free their buffers.
 		s.stopRing()
@@ -117,6 +130,10 @@ func Mount(dir string, fsys ringfuse.FileSystem, opts *Options) (*Session, error
 // Server returns the server core, for statistics and for notifications to
 // the kernel (Server.InvalInode, Server.Store, ...).
 func (s *Session) Server() *server.Server { return s.srv }
+
+// Coalescing returns the counts of the /dev/fuse readers' forget
+// coalescing, or nil if it is off.
+func (s *Session) Coalescing() *devfuse.CoalesceStats { return s.coalesced }
 
 // Ring returns the io_uring channel, or nil if Options.Uring was nil.
 func (s *Session) Ring() *ring.Channel { return s.ring }

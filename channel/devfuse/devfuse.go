@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,9 @@ type Options struct {
 	// four, or GOMAXPROCS if larger, so that a request that blocks (fsync)
 	// does not stall the others.
 	Readers int
+	// Coalesce, if not nil with a positive Window, makes the readers
+	// coalesce forget storms; see [Coalesce].
+	Coalesce *Coalesce
 }
 
 // Errors Serve returns.
@@ -51,17 +55,26 @@ var (
 // It returns nil after a normal unmount.
 func Serve(s *server.Server, dev Device, opts *Options) error {
 	n := 0
+	var st *storm
 	if opts != nil {
 		n = opts.Readers
+		st = newStorm(opts.Coalesce)
 	}
 	if n <= 0 {
 		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	var ap *applier
+	if st != nil && !opts.Coalesce.Inline {
+		if ap = newApplier(s, opts.Coalesce.Nice); ap != nil {
+			defer ap.stop()
+		}
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		r := newReader(s, dev)
+		r.storm, r.apply = st, ap
 		go func() {
 			defer wg.Done()
 			errs[i] = r.loop()
@@ -79,6 +92,11 @@ type reader struct {
 	in  []byte
 	out []byte
 	iov [1][]byte
+	// storm is the state shared with the other readers for
+	// Options.Coalesce, or nil.
+	storm *storm
+	// apply, if not nil, applies the forgets this reader takes.
+	apply *applier
 }
 
 func newReader(s *server.Server, dev Device) *reader {
@@ -112,9 +130,20 @@ func (r *reader) loop() error {
 	// so they never reach other goroutines, and Go ends it with us.
 	runtime.LockOSThread()
 	r.w.OwnThread()
+	setThreadName("fuse-dev")
+	if r.storm != nil {
+		// The waits between forget reads are short; the default
+		// 50 µs of slack would stretch them.
+		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(time.Microsecond), 0, 0, 0)
+	}
 	ending := false // a read said ECONNABORTED
 	for {
+		turn := r.storm.enter()
 		n, err := r.dev.Read(r.in)
+		if err == nil {
+			r.storm.saw(r.in[:n])
+		}
+		r.storm.leave(turn)
 		if err != nil {
 			switch {
 			case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.EAGAIN):
@@ -173,6 +202,13 @@ func discardPages(b []byte) {
 }
 
 func (r *reader) serve(msg []byte) error {
+	if r.apply != nil && r.apply.take(r.w, msg) {
+		return nil
+	}
+	if r.storm != nil && len(msg) >= wire.SizeofInHeader && !wire.View[wire.InHeader](msg).Opcode.NoReply() {
+		r.storm.held.Add(1)
+		defer r.storm.held.Add(-1)
+	}
 	rep := r.w.HandleDev(msg, r.out[wire.SizeofOutHeader:])
 	if rep.None {
 		return nil

@@ -39,7 +39,7 @@ type queue struct {
 	// forgets collects the forgets that arrived on the ring during one
 	// completion batch; they are applied after the batch, once their
 	// entries' empty commits are queued.
-	forgets  []wire.ForgetOne
+	forgets  server.Forgets
 	scratch  wire.Request // forget decoding
 	live     int          // entries not dead
 	backoff  bool         // a REGISTER came back -EAGAIN in this batch
@@ -70,13 +70,12 @@ type queue struct {
 
 func newQueue(c *Channel, s *server.Server, qid, depth int, conn wire.Conn) *queue {
 	return &queue{
-		c:       c,
-		s:       s,
-		qid:     qid,
-		conn:    conn,
-		ents:    make([]Entry, depth),
-		cqes:    make([]Completion, depth),
-		forgets: make([]wire.ForgetOne, 0, 512),
+		c:    c,
+		s:    s,
+		qid:  qid,
+		conn: conn,
+		ents: make([]Entry, depth),
+		cqes: make([]Completion, depth),
 	}
 }
 
@@ -95,6 +94,7 @@ func (q *queue) run(ready chan<- error) {
 		_ = q.c.host.PinThread(q.qid) // best effort: the CPU may be outside our cpuset
 	}
 	q.tid = gettid()
+	threadName("fuse-ring")
 	if q.c.opts.SchedIdle {
 		if err := q.c.host.SetSchedIdle(0, true); err != nil {
 			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)
@@ -183,9 +183,8 @@ func (q *queue) loop() {
 			q.complete(c, flags)
 		}
 		q.commitDone()
-		if len(q.forgets) > 0 {
-			q.w.ApplyForgets(q.forgets)
-			q.forgets = q.forgets[:0]
+		if q.forgets.Messages() > 0 {
+			q.w.ApplyForgets(&q.forgets)
 		}
 		if q.backoff {
 			// The kernel has not processed the INIT reply yet; do
@@ -325,15 +324,13 @@ func (q *queue) serve(e *Entry) {
 	commitID := h.RingEnt.CommitID
 	psz := min(int(h.RingEnt.PayloadSz), len(e.Payload))
 	in := (*wire.InHeader)(unsafe.Pointer(&h.InOut[0]))
-	out := (*wire.OutHeader)(unsafe.Pointer(&h.InOut[0]))
 
 	if op := in.Opcode; op == wire.FUSE_FORGET || op == wire.FUSE_BATCH_FORGET {
 		// Commit first, process after: the entry goes back to the
 		// kernel with the next submit, and the forgets are applied
 		// once the whole batch has been handled.
 		q.takeForgets(h, e.Payload[:psz])
-		*out = wire.OutHeader{Len: wire.SizeofOutHeader, Unique: commitID}
-		h.RingEnt.PayloadSz = 0
+		putReply(e, commitID, server.Reply{None: true})
 		q.commit(e, commitID)
 		return
 	}
@@ -395,6 +392,7 @@ func (q *queue) startPool() {
 			// may leave a caller's credentials on it (package creds).
 			runtime.LockOSThread()
 			w.OwnThread()
+			threadName("fuse-pool")
 			for e := range q.async {
 				q.handle(w, e, e.commitID)
 				q.doneMu.Lock()
@@ -479,17 +477,17 @@ func (q *queue) takeForgets(h *wire.UringReqHeader, payload []byte) {
 		q.s.Logf("ring: queue %d: undecodable forget: %v", q.qid, err)
 		return
 	}
-	op := r.Header.Opcode
-	n := 1
-	if op == wire.FUSE_FORGET {
-		q.forgets = append(q.forgets, wire.ForgetOne{NodeID: r.Header.NodeID, Nlookup: wire.ArgAs[wire.ForgetIn](r).Nlookup})
-	} else {
-		ones := r.ForgetOnes()
-		n = len(ones)
-		q.forgets = append(q.forgets, ones...)
-	}
+	n := q.forgets.Len()
+	q.forgets.Add(r)    // the server counts it when the batch is applied
 	*r = wire.Request{} // drop the references into the entry
-	q.w.CountForgetMessage(op, n)
+	// The queue's own view, for per-queue statistics.
 	q.stats.forgetMsgs.Add(1)
-	q.stats.forgets.Add(uint64(n))
+	q.stats.forgets.Add(uint64(q.forgets.Len() - n))
+}
+
+// threadName names the calling thread, for perf and top (15 bytes at most).
+func threadName(name string) {
+	var b [16]byte
+	copy(b[:15], name)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }
