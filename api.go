@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Node is the filesystem's own value for one inode. The server stores it

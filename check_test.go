@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 type okFS struct{}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"syscall"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // typoFS meant to implement ringfuse.Reader but swapped two parameters.

@@ -1,4 +1,4 @@
-module ringfuse
+module github.com/ringfuse/ringfuse
 
 go 1.25.0
 

@@ -1,4 +1,4 @@
-module ringfuse/bench
+module github.com/ringfuse/ringfuse/bench
 
 go 1.26.0
 
@@ -6,7 +6,7 @@ require github.com/hanwen/go-fuse/v2 v2.12.1
 
 require (
 	golang.org/x/sys v0.50.0
-	ringfuse v0.0.0
+	github.com/ringfuse/ringfuse v0.0.0
 )
 
-replace ringfuse => ..
+replace github.com/ringfuse/ringfuse => ..

@@ -39,7 +39,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // self holds the daemon's own filesystem credentials, read once.

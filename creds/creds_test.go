@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // callerCtx is a request context that names a caller.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // start builds the example name and runs it with args, waiting until mnt

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/ring"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // Counters are what this process (the daemon, and the study's own

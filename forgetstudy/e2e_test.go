@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // TestEndToEnd runs a small study on the real kernel: 5,000 inodes, one

@@ -14,12 +14,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/ring"
-	"ringfuse/fs/passthrough"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Real-kernel policy names.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // Sampling periods: the live node count is an atomic load, so it is polled

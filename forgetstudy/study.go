@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // RunRecord is one run of one policy.

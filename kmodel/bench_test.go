@@ -3,9 +3,9 @@ package kmodel_test
 import (
 	"testing"
 
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // BenchmarkRoundTrip is one client GETATTR through the model and the real

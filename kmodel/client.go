@@ -3,7 +3,7 @@ package kmodel
 import (
 	"syscall"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Request is one FUSE request a client system call makes, as the kernel

@@ -31,12 +31,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // rec is one request as a channel saw it, normalized.

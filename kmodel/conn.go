@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // DefaultKernelFlags is what Linux 6.18 with enable_uring=Y offers at INIT

@@ -3,8 +3,8 @@ package kmodel
 import (
 	"syscall"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Dev returns the connection's /dev/fuse descriptor as a devfuse.Device:

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/kmodel"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // manual is a model connection served by the test itself.

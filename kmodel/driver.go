@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // DriverConfig configures [Conn.Drive]. Zero fields take the defaults

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
 )
 
 // Drive against the real server over each routing: the run ends with every

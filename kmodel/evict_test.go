@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
 )
 
 // An eviction storm queues each forget on the ring queue of its evicting

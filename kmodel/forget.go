@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // forgetCounters count forgets over the whole connection.

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // seqWait bounds how long any wait of a FuzzSequence run may take: past

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse"
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // memFS is a small in-memory filesystem: one root directory of regular

@@ -1,6 +1,6 @@
 package kmodel
 
-import "ringfuse/channel/ring"
+import "github.com/ringfuse/ringfuse/channel/ring"
 
 // Host returns the modelled machine as a ring.Options.Host: as many
 // possible CPUs as [Config.NrQueues], and thread placement, scheduling

@@ -1,7 +1,7 @@
 package kmodel
 
 import (
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Request builders. Each returns the request as the kernel builds it for

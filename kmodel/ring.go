@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // EntryState is the state of a ring entry, as enum fuse_ring_req_state in

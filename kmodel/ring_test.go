@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // mring is one QueueRing driven by the test, with its entries.

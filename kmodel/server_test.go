@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/kmodel"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // lookupEverywhere looks every file up once from every CPU and returns the

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"syscall"
 
-	"ringfuse/channel/ring"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // This file is the io_uring instance of the model: the submission and

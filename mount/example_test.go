@@ -3,7 +3,7 @@ package mount_test
 import (
 	"fmt"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 func ExampleParseOptions() {

@@ -6,8 +6,8 @@ import (
 	"context"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // TestReadAllocs: the tree adds no allocation to READ and GETATTR, so the

@@ -4,7 +4,7 @@ import (
 	"context"
 	"syscall"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // InodeEmbedder is implemented by every node of a tree, by embedding

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // operations lists the node interfaces, for the method check.

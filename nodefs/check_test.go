@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // badRead has a Read whose offset is an int: the tree would never call it.

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // helloRoot is a directory with one persistent file, added in OnAdd.

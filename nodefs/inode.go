@@ -8,7 +8,7 @@ import (
 	"sync"
 	"syscall"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // Inode is the tree's part of a node: embed it in the node's struct. Its

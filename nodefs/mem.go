@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // MemRegularFile is a regular file held in memory: reads, writes,

@@ -8,9 +8,9 @@ import (
 	"slices"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
-	"ringfuse/posixtest"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/posixtest"
 )
 
 // memCases are the POSIX cases an in-memory tree supports: MemDir has no

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // mountTree mounts the tree of root over transport.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"ringfuse/posixtest"
+	"github.com/ringfuse/ringfuse/posixtest"
 )
 
 // TestNative runs the suite on a plain local directory, which checks the

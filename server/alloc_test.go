@@ -5,8 +5,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // allocFS is a filesystem whose methods allocate nothing, so that an

@@ -1,6 +1,6 @@
 package server
 
-import "ringfuse/wire"
+import "github.com/ringfuse/ringfuse/wire"
 
 // Passthrough backing files are shared per kernel node. The kernel keeps
 // one backing file per inode while any passthrough open of it lasts, and

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // benchOps are the requests the dispatch benchmarks serve, all on allocFS,

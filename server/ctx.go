@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ringfuse"
-	"ringfuse/creds"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
 )
 
 // reqCtx is the context.Context of the request a worker is serving. It is

@@ -7,8 +7,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Read modes of ctxFS, chosen by the READ's file handle.

@@ -1,8 +1,8 @@
 package server
 
 import (
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // dirWriter encodes READDIR and READDIRPLUS entries straight into the

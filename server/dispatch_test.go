@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // TestDispatchTable checks that every opcode of the protocol is either

@@ -1,6 +1,6 @@
 package server
 
-import "ringfuse/wire"
+import "github.com/ringfuse/ringfuse/wire"
 
 // FileIO is a READ or WRITE that a channel performs itself on the
 // filesystem's descriptor (see ringfuse.FdFiler), between

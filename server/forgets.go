@@ -3,7 +3,7 @@ package server
 import (
 	"math/bits"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Forgets holds the forgets of FORGET and BATCH_FORGET messages, and the

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 func TestBatchBucket(t *testing.T) {

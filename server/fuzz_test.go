@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // fuzzLog is a server log for fuzzing: it counts recovered handler panics

@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Bounds of fuzzFS.

@@ -4,8 +4,8 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 type handler func(w *Worker, out []byte) (int, syscall.Errno)

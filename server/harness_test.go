@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // kernelOffer is what a 7.45 kernel with io_uring enabled offers at INIT.

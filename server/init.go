@@ -4,7 +4,7 @@ import (
 	"os"
 	"syscall"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // wantFlags are the INIT flags ringfuse asks for when the kernel offers

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse"
-	"ringfuse/internal/testmount"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // slowFS has one file whose reads block until the request is interrupted.

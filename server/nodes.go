@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ringfuse"
-	"ringfuse/internal/offheap"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/offheap"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // The node table keeps its records outside the Go heap (internal/offheap):

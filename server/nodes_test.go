@@ -10,8 +10,8 @@ import (
 	"time"
 	"unsafe"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // keptNode returns the filesystem node the server holds for id.

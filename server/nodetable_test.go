@@ -7,8 +7,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // numberedFS is unitFS with a NodeTable: it numbers its nodes, counts the

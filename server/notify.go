@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"unsafe"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Notifications tell the kernel about changes it did not make: a file

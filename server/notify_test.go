@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Unit tests of the notification API against a recording device. The

@@ -1,6 +1,6 @@
 package server
 
-import "ringfuse"
+import "github.com/ringfuse/ringfuse"
 
 // ops holds the filesystem's optional interfaces, asserted once in New so
 // that no request pays for a type assertion.

@@ -3,7 +3,7 @@ package server
 import (
 	"syscall"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // A process that serves its own mount must never let Go's runtime poll a

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // replyFS adds to unitFS what the encoding tests need: timeouts and a

@@ -28,9 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ringfuse"
-	"ringfuse/internal/offheap"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/offheap"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Options configure a Server. The zero value is a sane default.

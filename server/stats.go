@@ -6,7 +6,7 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // forgetBuckets is the number of batch-size histogram buckets: bucket i

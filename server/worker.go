@@ -4,8 +4,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Worker serves requests for one thread of one channel. It holds the

@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"ringfuse/fs/hello"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // Mount a filesystem, use it, unmount it. Needs root.

@@ -1,8 +1,8 @@
 package session
 
 import (
-	"ringfuse/channel/ring"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // host is the ring channel's [ring.Host]: the machine, with the hint that

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // TestHostHint: a kernel that did not offer the ring is explained with the

@@ -9,9 +9,9 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/fs/hello"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // noIno answers every lookup with an entry that names no inode.

@@ -14,10 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/internal/testmount"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Notifications on real mounts, over each transport. The filesystem lets

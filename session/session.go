@@ -12,11 +12,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/mount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // Options configure a Session. The zero value mounts over /dev/fuse with

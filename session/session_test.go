@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ringfuse/fs/hello"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 func TestHelloDevFuse(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
 )
 
 // Default forget-coalescing windows (Options.Coalesce), chosen by

@@ -13,11 +13,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/internal/testmount"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Forget storms on the real kernel: drop_caches evicts every inode a

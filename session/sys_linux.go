@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // disablePoll makes the kernel stop sending POLL for this connection (see

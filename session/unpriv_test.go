@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/channel/ring"
-	"ringfuse/fs/hello"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Tests of mounting without root: the test binary runs itself as uid 65534

@@ -11,7 +11,7 @@ import (
 )
 
 // ModulePath is the import path of the benchmark module.
-const ModulePath = "ringfuse/bench"
+const ModulePath = "github.com/ringfuse/ringfuse/bench"
 
 // FindModuleDir returns the directory of the ringfuse/bench module that
 // contains dir, by looking for its go.mod in dir and its parents.

@@ -19,8 +19,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/internal/osthread"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Device is the kernel side of the channel: the /dev/fuse descriptor, or
@@ -130,11 +131,11 @@ func (r *reader) loop() error {
 	// so they never reach other goroutines, and Go ends it with us.
 	runtime.LockOSThread()
 	r.w.OwnThread()
-	setThreadName("fuse-dev")
+	osthread.SetName("fuse-dev")
 	if r.storm != nil {
 		// The waits between forget reads are short; the default
 		// 50 µs of slack would stretch them.
-		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(time.Microsecond), 0, 0, 0)
+		osthread.SetTimerSlack(time.Microsecond)
 	}
 	ending := false // a read said ECONNABORTED
 	for {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"unsafe"
 
-	"ringfuse/fs/hello"
-	"ringfuse/internal/offheap"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/internal/offheap"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 func TestAlignedAfter(t *testing.T) {

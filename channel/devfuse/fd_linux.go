@@ -2,6 +2,7 @@ package devfuse
 
 import (
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -81,4 +82,17 @@ func (fd FD) BackingClose(id int32) error {
 		return e
 	}
 	return nil
+}
+
+// sleepThread blocks the calling thread for d, without handing it back
+// to the Go scheduler (a parked locked thread wakes later). EINTR ends it
+// early; callers loop.
+func sleepThread(d time.Duration) {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	_ = unix.Nanosleep(&ts, nil)
+}
+
+// setThreadNice sets the calling thread's nice value, best effort.
+func setThreadNice(nice int) {
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice)
 }

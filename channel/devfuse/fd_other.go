@@ -2,7 +2,10 @@
 
 package devfuse
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // /dev/fuse exists only on Linux: elsewhere FD compiles and fails.
 
@@ -23,3 +26,9 @@ func (fd FD) BackingOpen(int) (int32, error) { return 0, errLinuxOnly }
 
 // BackingClose fails.
 func (fd FD) BackingClose(int32) error { return errLinuxOnly }
+
+// sleepThread sleeps for d.
+func sleepThread(d time.Duration) { time.Sleep(d) }
+
+// setThreadNice does nothing here.
+func setThreadNice(int) {}

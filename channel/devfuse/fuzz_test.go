@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse/fs/hello"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // What a fuzzed read(2) does: return the next message, return it cut

@@ -9,8 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/internal/osthread"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Coalesce configures how the readers take a forget storm, such as
@@ -168,8 +169,7 @@ func (s *storm) wait() {
 			}
 			step = min(d, s.poll)
 		}
-		ts := unix.NsecToTimespec(step)
-		_ = unix.Nanosleep(&ts, nil) // EINTR: the loop goes on
+		sleepThread(time.Duration(step))
 		d = s.next.Load() - s.now()
 	}
 }
@@ -302,9 +302,9 @@ func (a *applier) loop() {
 	// Locked for good: the priority is the thread's.
 	runtime.LockOSThread()
 	a.w.OwnThread()
-	setThreadName("fuse-forget")
+	osthread.SetName("fuse-forget")
 	if a.nice != 0 {
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), a.nice) // this thread; best effort
+		setThreadNice(a.nice) // best effort
 	}
 	for range a.wake {
 		a.applyAll()
@@ -336,12 +336,4 @@ func (a *applier) stop() {
 	<-a.done
 	a.in, a.work = server.Forgets{}, server.Forgets{}
 	a.unmap()
-}
-
-// setThreadName names the calling thread, for perf and top (15 bytes at
-// most).
-func setThreadName(name string) {
-	b := make([]byte, 16)
-	copy(b[:15], name)
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/fs/hello"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 func TestForgetCount(t *testing.T) {

@@ -3,7 +3,7 @@ package ring
 import (
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // The channel's own reads and writes (Options.FileIO): a READ or WRITE of

@@ -17,10 +17,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/ring"
-	"ringfuse/fs/passthrough"
-	"ringfuse/mount"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // alignedBuf returns n bytes aligned for O_DIRECT.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"unsafe"
 
-	"ringfuse/channel/ring"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // fuzzFileID stands for the file's node ID in a program: the server makes

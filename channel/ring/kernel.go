@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/uring"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/internal/uring"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // The fuse_uring_cmd_req goes at the start of the SQE command area, and the

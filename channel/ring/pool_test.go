@@ -15,10 +15,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/ring"
-	"ringfuse/fs/passthrough"
-	"ringfuse/mount"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // withWatchdog runs f and, if it has not returned within limit, aborts the

@@ -11,8 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/internal/osthread"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // queue is one FUSE queue: a goroutine locked to its OS thread, its ring,
@@ -94,7 +95,7 @@ func (q *queue) run(ready chan<- error) {
 		_ = q.c.host.PinThread(q.qid) // best effort: the CPU may be outside our cpuset
 	}
 	q.tid = gettid()
-	threadName("fuse-ring")
+	osthread.SetName("fuse-ring")
 	if q.c.opts.SchedIdle {
 		if err := q.c.host.SetSchedIdle(0, true); err != nil {
 			q.s.Logf("ring: queue %d: %v; staying in the normal scheduling class", q.qid, err)
@@ -392,7 +393,7 @@ func (q *queue) startPool() {
 			// may leave a caller's credentials on it (package creds).
 			runtime.LockOSThread()
 			w.OwnThread()
-			threadName("fuse-pool")
+			osthread.SetName("fuse-pool")
 			for e := range q.async {
 				q.handle(w, e, e.commitID)
 				q.doneMu.Lock()
@@ -483,11 +484,4 @@ func (q *queue) takeForgets(h *wire.UringReqHeader, payload []byte) {
 	// The queue's own view, for per-queue statistics.
 	q.stats.forgetMsgs.Add(1)
 	q.stats.forgets.Add(uint64(q.forgets.Len() - n))
-}
-
-// threadName names the calling thread, for perf and top (15 bytes at most).
-func threadName(name string) {
-	var b [16]byte
-	copy(b[:15], name)
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

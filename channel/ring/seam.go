@@ -1,8 +1,8 @@
 package ring
 
 import (
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Entry is one ring entry: a header buffer and a payload buffer that the

@@ -3,7 +3,7 @@ package ring
 import (
 	"testing"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 func TestSmallEntries(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/forgetstudy"
-	"ringfuse/forgetstudy/model"
+	"github.com/ringfuse/ringfuse/forgetstudy"
+	"github.com/ringfuse/ringfuse/forgetstudy/model"
 )
 
 const studyUsage = `Usage: forgetstudy [flags]

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // The test binary doubles as the ringfuse command: with RINGFUSE_MAIN set

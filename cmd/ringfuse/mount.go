@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/mount"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 const mountUsage = `Usage: ringfuse mount [-o OPTIONS] [--stats] [--debug] [--cpuprofile FILE] SOURCE MOUNTPOINT

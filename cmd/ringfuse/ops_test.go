@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // Tests of the operator's interface: libfuse's command line, going to the

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
 )
 
 func TestAllowOtherImpliesDefaultPermissions(t *testing.T) {

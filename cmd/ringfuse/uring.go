@@ -1,6 +1,6 @@
 package main
 
-import "ringfuse/channel/ring"
+import "github.com/ringfuse/ringfuse/channel/ring"
 
 // applyUring selects the io_uring transport when -o io_uring was given.
 // The daemon serves the passthrough and nothing that wraps it, so it does

@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // root is the root directory; its one child is added in OnAdd.

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 func TestHello(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // dir is a directory. The tree keeps its children: after an operation

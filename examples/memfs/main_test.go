@@ -7,8 +7,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 func TestMemfs(t *testing.T) {

@@ -22,11 +22,11 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // clockIno is the inode number, and so the key, of the clock file.

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 func readClock(t *testing.T, path string) string {

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"syscall"
 
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // root is the archive's top directory; OnAdd builds the tree.

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // testZip returns an archive with a nested file, an empty directory and

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // memFS is the model runs' filesystem: a root directory holding n empty

@@ -47,12 +47,12 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/forgetstudy"
-	"ringfuse/kmodel"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/forgetstudy"
+	"github.com/ringfuse/ringfuse/kmodel"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Names of the model policies.

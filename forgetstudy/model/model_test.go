@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/forgetstudy"
+	"github.com/ringfuse/ringfuse/forgetstudy"
 )
 
 // TestModelPolicies runs every model policy once with a small storm and

@@ -6,8 +6,8 @@ import (
 	"context"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // FS serves a root directory with one file, Name, whose contents are Data.

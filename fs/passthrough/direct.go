@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/creds"
+	"github.com/ringfuse/ringfuse/creds"
 )
 
 // A file opened with O_DIRECT is opened twice. The kernel sends reads

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // openDirectFile opens name in fs's root with O_RDWR|O_DIRECT and returns

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/posixtest"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/posixtest"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 
 	"golang.org/x/sys/unix"
 )

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/creds"
-	"ringfuse/internal/offheap"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
+	"github.com/ringfuse/ringfuse/internal/offheap"
 )
 
 // node is the filesystem's value for one backing inode. It holds no

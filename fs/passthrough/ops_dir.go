@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/creds"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
 )
 
 // dirBufSize is the getdents64 buffer of each open directory.

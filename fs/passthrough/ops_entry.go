@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/creds"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
 )
 
 // withParent runs f with an O_PATH descriptor for directory parent, after

@@ -5,7 +5,7 @@ package passthrough
 import (
 	"errors"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // The passthrough serves a Linux directory tree with Linux's calls (O_PATH,

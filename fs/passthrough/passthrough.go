@@ -15,9 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/creds"
-	"ringfuse/internal/offheap"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
+	"github.com/ringfuse/ringfuse/internal/offheap"
 )
 
 // FS is a passthrough filesystem serving a directory tree. Its methods are

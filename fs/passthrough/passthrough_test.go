@@ -18,9 +18,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/creds"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // callerCtx is a request context carrying credentials, as the server's

@@ -3,8 +3,8 @@
 package passthrough
 
 import (
-	"ringfuse"
-	"ringfuse/creds"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/creds"
 )
 
 var _ ringfuse.KernelChecked = (*FS)(nil)

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // maxHandleSize is MAX_HANDLE_SZ (include/linux/exportfs.h): the largest

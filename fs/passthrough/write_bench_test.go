@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
+	"github.com/ringfuse/ringfuse"
 )
 
 // BenchmarkWrite4k is WRITE's part of a 4k random write: fs.Write of one

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 
 	"golang.org/x/sys/unix"
 )

@@ -3,8 +3,8 @@ package testmount
 import (
 	"testing"
 
-	"ringfuse/channel/ring"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // setUring selects the io_uring transport.

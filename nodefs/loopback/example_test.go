@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"ringfuse/nodefs"
-	"ringfuse/nodefs/loopback"
+	"github.com/ringfuse/ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs/loopback"
 )
 
 // Serve a host directory as a node tree. Needs root.

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/fs/passthrough"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // FS is what the nodes of one loopback tree share.

@@ -8,10 +8,10 @@ import (
 	"slices"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/nodefs"
-	"ringfuse/nodefs/loopback"
-	"ringfuse/posixtest"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/nodefs/loopback"
+	"github.com/ringfuse/ringfuse/posixtest"
 )
 
 // cases are the POSIX cases the loopback forwards: it has no extended

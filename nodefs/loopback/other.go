@@ -5,8 +5,8 @@ package loopback
 import (
 	"errors"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // The loopback needs the passthrough, which is Linux only. Elsewhere the

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
 )
 
 // backingTree makes the backing directory parent/src with a file, a kept

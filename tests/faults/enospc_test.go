@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
 )
 
 const (

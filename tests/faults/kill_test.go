@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // The writer children of TestKilledDaemonRestart. Each one writes files

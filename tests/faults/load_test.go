@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // The client load of the abort and unmount tests: goroutines of the test

@@ -12,11 +12,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // heldFS is the passthrough filesystem with every READ held in the server

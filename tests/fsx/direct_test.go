@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
 
 	"golang.org/x/sys/unix"
 )

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // ciOps is the number of operations per transport when no flag says

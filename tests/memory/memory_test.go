@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 var files = flag.Int("memory.files", 200_000, "files in the storm (1000000 for the full test)")
@@ -112,7 +112,7 @@ func makeTree(t *testing.T, src string, n int) {
 func buildDaemon(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ringfuse")
-	cmd := exec.Command("go", "build", "-o", bin, "ringfuse/cmd/ringfuse")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ringfuse/ringfuse/cmd/ringfuse")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ringfuse/cmd/ringfuse: %v\n%s", err, out)
 	}

@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/devfuse"
-	"ringfuse/channel/ring"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
+	"github.com/ringfuse/ringfuse/channel/devfuse"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
 )
 
 // Faults during a forget storm on the ring (the daemon opted in): a

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/channel/ring"
 )
 
 // TestNegotiated mounts over /dev/fuse and over the ring, with and

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/mount"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Environment of the two sides.
@@ -151,8 +151,8 @@ func TestVM(t *testing.T) {
 	t0 := time.Now()
 	for _, args := range [][]string{
 		{"test", "-c", "-o", testBin, "."},
-		{"test", "-c", "-o", kmodelBin, "ringfuse/kmodel"},
-		{"build", "-o", daemonBin, "ringfuse/cmd/ringfuse"},
+		{"test", "-c", "-o", kmodelBin, "github.com/ringfuse/ringfuse/kmodel"},
+		{"build", "-o", daemonBin, "github.com/ringfuse/ringfuse/cmd/ringfuse"},
 	} {
 		cmd := exec.Command("go", args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

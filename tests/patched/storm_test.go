@@ -15,14 +15,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/channel/ring"
-	"ringfuse/fs/hello"
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/session"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/fs/hello"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // Bounds of the watchdogs, generous for TCG: an operation that outlives

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"ringfuse/forgetstudy"
+	"github.com/ringfuse/ringfuse/forgetstudy"
 )
 
 // TestStudyVM runs kernel/study, the forget study's VM runner, with a

@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // TestAllowOther checks that without allow_other the kernel refuses every

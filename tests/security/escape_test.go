@@ -15,11 +15,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/wire"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/wire"
 )
 
 // The outside tree: a directory next to SOURCE holding the canary, which

@@ -14,10 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // loopOps are the child operations that loop: they run in the child, as

@@ -6,9 +6,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // Modes of the set-ID cases.

@@ -4,9 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
 )
 
 // userIDScenarios are what the one user of a user_id= mount may do: its

@@ -23,11 +23,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/fs/passthrough"
-	"ringfuse/internal/testmount"
-	"ringfuse/mount"
-	"ringfuse/server"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/fs/passthrough"
+	"github.com/ringfuse/ringfuse/internal/testmount"
+	"github.com/ringfuse/ringfuse/mount"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 var (

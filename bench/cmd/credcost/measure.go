@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"ringfuse/bench/harness"
+	"github.com/ringfuse/ringfuse/bench/harness"
 )
 
 // result is one cell of one round.

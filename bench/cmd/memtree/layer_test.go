@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ringfuse"
-	"ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/nodefs"
 )
 
 // mkdirs numbers the directories the create benchmarks fill.

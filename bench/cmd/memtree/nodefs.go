@@ -5,10 +5,10 @@ import (
 	"path"
 	"syscall"
 
-	"ringfuse/channel/ring"
-	"ringfuse/nodefs"
-	"ringfuse/server"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse/channel/ring"
+	"github.com/ringfuse/ringfuse/nodefs"
+	"github.com/ringfuse/ringfuse/server"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // memRoot is a nodefs.MemDir that fills itself from the source tree.

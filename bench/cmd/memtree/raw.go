@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"ringfuse"
-	"ringfuse/session"
+	"github.com/ringfuse/ringfuse"
+	"github.com/ringfuse/ringfuse/session"
 )
 
 // rawFS is the in-memory tree written against ringfuse's raw API: the

@@ -45,7 +45,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"ringfuse/bench/harness"
+	"github.com/ringfuse/ringfuse/bench/harness"
 )
 
 const (

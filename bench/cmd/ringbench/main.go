@@ -29,7 +29,7 @@ import (
 	"strings"
 	"syscall"
 
-	"ringfuse/bench/harness"
+	"github.com/ringfuse/ringfuse/bench/harness"
 )
 
 // stringList is a repeatable flag.
