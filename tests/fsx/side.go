@@ -172,7 +172,18 @@ func (s *Side) Apply(op Op) Result {
 	return <-done
 }
 
+// apply does op on this side and returns what it gave.
 func (s *Side) apply(op Op) Result {
+	switch op.Kind {
+	case OpOpen, OpClose, OpRead, OpPread, OpWrite, OpPwrite, OpSeek, OpTruncate, OpFtruncate,
+		OpFallocate, OpMmapRead, OpMmapWrite, OpFsync:
+		return s.applyData(op)
+	}
+	return s.applyMeta(op)
+}
+
+// applyData does the operations on a file's data and descriptors.
+func (s *Side) applyData(op Op) Result {
 	p := s.path(op.Path)
 	fd := s.slotFd(op.Slot)
 	switch op.Kind {
@@ -244,6 +255,15 @@ func (s *Side) apply(op Op) Result {
 			return fail(unix.Fdatasync(fd))
 		}
 		return fail(unix.Fsync(fd))
+	}
+	return Result{Errno: unix.ENOSYS}
+}
+
+// applyMeta does the operations on names, attributes and directories.
+func (s *Side) applyMeta(op Op) Result {
+	p := s.path(op.Path)
+	fd := s.slotFd(op.Slot)
+	switch op.Kind {
 	case OpRename:
 		return fail(unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, s.path(op.Path2), uint(op.Flags)))
 	case OpLink:
