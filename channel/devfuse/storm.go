@@ -181,14 +181,15 @@ func (s *storm) saw(msg []byte) {
 		return
 	}
 	h := wire.View[wire.InHeader](msg)
-	now := s.now()
 	n, ok := forgetCount(h.Opcode, len(msg))
 	if !ok {
-		if s.on.Load() && now-s.last.Load() > s.quiet {
+		// An ordinary request reads the clock only during a storm.
+		if s.on.Load() && s.now()-s.last.Load() > s.quiet {
 			s.on.Store(false)
 		}
 		return
 	}
+	now := s.now()
 	prev := s.last.Swap(now)
 	switch {
 	case n >= s.small:
